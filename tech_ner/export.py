@@ -1,0 +1,102 @@
+"""DocBin corpora back out: IOB2 files, and a seeded train/dev/test split."""
+import random
+from pathlib import Path
+from typing import Dict, Iterator, List, Sequence, Tuple
+
+import spacy
+from spacy.tokens import Doc, DocBin
+
+from .atomic import atomic_path
+from .convert import DOCBIN_ATTRS
+from .problems import InputError
+
+EXPORT_FORMATS = ("two_column", "conll2003")
+
+
+def docbin_paths(inputs: Sequence[Path]) -> List[Path]:
+    """`.spacy` files as given, and those inside folders (sorted)."""
+    out: List[Path] = []
+    for p in map(Path, inputs):
+        if p.is_dir():
+            found = sorted(p.rglob("*.spacy"))
+            if not found:
+                raise InputError(p, None, "folder holds no .spacy files")
+            out.extend(found)
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise InputError(p, None, "no such file or folder")
+    return out
+
+
+def read_docs(inputs: Sequence[Path], vocab=None) -> Iterator[Doc]:
+    vocab = vocab if vocab is not None else spacy.blank("en").vocab
+    for path in docbin_paths(inputs):
+        try:
+            db = DocBin().from_disk(path)
+        except Exception as e:  # a truncated or foreign file: say which
+            raise InputError(path, None, f"not a readable DocBin (.spacy) file: {e}") from None
+        yield from db.get_docs(vocab)
+
+
+def doc_to_iob2(doc: Doc) -> List[List[Tuple[str, str]]]:
+    """Sentences of (token, IOB2 tag); a doc without sentence boundaries is one sentence."""
+    tags = [f"{t.ent_iob_}-{t.ent_type_}" if t.ent_iob_ in ("B", "I") else "O" for t in doc]
+    if doc.has_annotation("SENT_START"):
+        return [[(t.text, tags[t.i]) for t in sent] for sent in doc.sents]
+    return [[(t.text, tags[t.i]) for t in doc]]
+
+
+def export_iob(inputs: Sequence[Path], output: Path, *, fmt: str = "two_column", sep: str = "\t") -> Dict[str, int]:
+    """Write the docs of DocBin files as an IOB2 file.
+
+    fmt (str): "two_column" (`token<sep>TAG`, a blank line after each sentence)
+        or "conll2003" (`token -X- -X- TAG`, a `-DOCSTART-` line before each document).
+    RETURNS (Dict[str, int]): documents, sentences and tokens written.
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise InputError(None, None, f"--format {fmt!r}: use one of {', '.join(EXPORT_FORMATS)}")
+    counts = {"documents": 0, "sentences": 0, "tokens": 0}
+    with atomic_path(output) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            for doc in read_docs(inputs):
+                counts["documents"] += 1
+                if fmt == "conll2003":
+                    f.write("-DOCSTART- -X- -X- O\n\n")
+                for sent in doc_to_iob2(doc):
+                    counts["sentences"] += 1
+                    counts["tokens"] += len(sent)
+                    if fmt == "conll2003":
+                        f.write("".join(f"{w} -X- -X- {t}\n" for w, t in sent))
+                    else:
+                        f.write("".join(f"{w}{sep}{t}\n" for w, t in sent))
+                    f.write("\n")
+    return counts
+
+
+def split_corpus(inputs: Sequence[Path], out_dir: Path, *, ratios: Tuple[float, float, float] = (0.8, 0.1, 0.1),
+                 seed: int = 0) -> Dict[str, int]:
+    """Shuffle documents with a seed and write train/dev/test.spacy.
+
+    RETURNS (Dict[str, int]): documents per split.
+    """
+    if len(ratios) != 3 or any(r < 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
+        raise InputError(None, None, f"--ratios {ratios}: give three non-negative numbers that sum to 1, e.g. 0.8 0.1 0.1")
+    vocab = spacy.blank("en").vocab
+    docs = list(read_docs(inputs, vocab))
+    if len(docs) < 3:
+        raise InputError(None, None, f"only {len(docs)} documents: a split needs at least 3")
+    order = list(range(len(docs)))
+    random.Random(seed).shuffle(order)
+    n_train = round(ratios[0] * len(docs))
+    n_dev = round(ratios[1] * len(docs))
+    parts = {"train": order[:n_train], "dev": order[n_train:n_train + n_dev], "test": order[n_train + n_dev:]}
+    sizes = {}
+    for name, idx in parts.items():
+        db = DocBin(attrs=DOCBIN_ATTRS, store_user_data=True)
+        for i in sorted(idx):
+            db.add(docs[i])
+        with atomic_path(Path(out_dir) / f"{name}.spacy") as tmp:
+            db.to_disk(tmp)
+        sizes[name] = len(idx)
+    return sizes
