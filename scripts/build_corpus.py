@@ -1,0 +1,46 @@
+"""Build corpus/bio/{train,dev,test}.tsv and corpus/README.md from corpus/sources/.
+
+`--check FILE...` only checks source files (markup, token alignment, length,
+duplicates against the whole corpus) and lists every problem as file:line.
+"""
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from tech_ner.corpus import CorpusError, build, find_duplicates, read_sources, tokenise
+from tech_ner.tokenizer import tech_blank
+
+
+def main(
+    sources: Path = typer.Option(Path("corpus/sources"), exists=True, file_okay=False),
+    out_dir: Path = typer.Option(Path("corpus/bio")),
+    card: Path = typer.Option(Path("corpus/README.md")),
+    seed: int = typer.Option(13),
+    check: Optional[List[Path]] = typer.Option(None, "--check", help="Only check these source files"),
+):
+    nlp = tech_blank()
+    if check:
+        sentences, problems = read_sources(sources)
+        problems += tokenise(sentences, nlp)
+        problems += find_duplicates(sentences)
+        wanted = {str(p.resolve()) for p in check}
+        mine = [p for p in problems if str(Path(p.split(":", 1)[0]).resolve()) in wanted]
+        for p in mine:
+            typer.echo(p)
+        n = sum(str(Path(s.path).resolve()) in wanted for s in sentences)
+        typer.echo(f"{n} sentences checked, {len(mine)} problems")
+        raise typer.Exit(1 if mine else 0)
+    try:
+        splits = build(sources, out_dir, card, nlp, seed=seed)
+    except CorpusError as e:
+        for p in e.problems:
+            typer.echo(p, err=True)
+        typer.echo(f"error: {len(e.problems)} problems in {sources}; nothing was written", err=True)
+        raise typer.Exit(1)
+    sizes = ", ".join(f"{k} {len(v)}" for k, v in splits.items())
+    typer.echo(f"Wrote {out_dir}/{{train,dev,test}}.tsv ({sizes} sentences) and {card}")
+
+
+if __name__ == "__main__":
+    typer.run(main)
