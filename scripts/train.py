@@ -4,6 +4,7 @@ from pathlib import Path
 import typer
 from spacy.cli._util import parse_config_overrides
 
+from tech_ner.backbone import BackboneError
 from tech_ner.problems import InputError
 from tech_ner.train import train
 
@@ -17,7 +18,7 @@ def main(
     overrides = parse_config_overrides(ctx.args)
     try:
         train(config, output, overrides=overrides, gpu_id=gpu_id)
-    except InputError as e:
+    except (InputError, BackboneError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1)
     typer.echo(f"Trained: {output}/model-best and {output}/model-last")

