@@ -1,29 +1,14 @@
 """`tech-ner`: the project's command line. Each command wires options to the package."""
-import functools
 import sys
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from .backbone import BackboneError
-from .problems import InputError
+from .evaluate_cli import evaluate_command
+from .problems import InputError, friendly_errors
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Technology-term NER: corpora, training helpers, extraction.")
-
-
-def friendly_errors(func):
-    """Turn InputError into one clear line on stderr and exit code 1, never a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except (InputError, BackboneError) as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(1)
-
-    return wrapper
 
 
 @app.command("convert")
@@ -102,6 +87,9 @@ def split_command(
         raise InputError(None, None, f"--ratios {ratios!r}: expected three numbers like 0.8,0.1,0.1")
     sizes = split_corpus(inputs, out_dir, ratios=parts, seed=seed)
     typer.echo(f"Wrote {out_dir}: " + ", ".join(f"{k} {v} documents" for k, v in sizes.items()))
+
+
+app.command("evaluate")(evaluate_command)
 
 
 def main() -> None:  # console script entry point

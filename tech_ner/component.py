@@ -19,11 +19,15 @@ This file imports nothing from its package, so `spacy package --code` can copy
 it flat into a pipeline package.
 """
 from dataclasses import dataclass, field
-from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Tuple
+from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
 
+from catalogue import RegistryError
 from spacy.language import Language
 from spacy.tokens import Doc, Span, Token
+from spacy.util import registry
 
+FACTORY_NAME = "tech_terms"
+FACTORY_VERSION = "tech_ner.tech_terms.v1"
 DEFAULT_LABELS: Tuple[str, ...] = ("TECH",)
 DEFAULT_ATTRS: Tuple[str, str, str] = ("tech_terms", "is_tech", "is_tech")
 
@@ -128,9 +132,6 @@ class _Getter:
         _, name, labels, min_count = self.definition()
         return f"{name}(labels={labels!r}, min_count={min_count})"
 
-    def __reduce__(self):
-        return (type(self), (self.labels, self.min_count))
-
     def _wanted(self, label: str) -> bool:
         return self.labels is None or label in self.labels
 
@@ -222,7 +223,7 @@ class TechTerms:
         name: str = "tech_terms",
         *,
         labels: Optional[List[str]] = None,
-        attrs: Tuple[str, str, str] = DEFAULT_ATTRS,
+        attrs: Sequence[str] = DEFAULT_ATTRS,
         min_count: int = 1,
     ):
         """Register the extensions.
@@ -231,7 +232,7 @@ class TechTerms:
         name (str): The component's name in the pipeline.
         labels (Optional[List[str]]): Entity labels that count as technology terms;
             None or empty means every entity label.
-        attrs (Tuple[str, str, str]): Names of the Doc list of terms, the Span flag and the Token flag.
+        attrs (Sequence[str]): Names of the Doc list of terms, the Span flag and the Token flag.
         min_count (int): Leave out of the Doc list terms mentioned fewer times than this.
         """
         if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
@@ -266,24 +267,54 @@ class TechTerms:
         return collect_terms(doc.ents, labels=self.labels, min_count=self.min_count)
 
 
-@Language.factory(
-    "tech_terms",
-    requires=["doc.ents"],
-    assigns=["doc._.tech_terms", "span._.is_tech", "token._.is_tech"],
-    default_config={"labels": list(DEFAULT_LABELS), "attrs": DEFAULT_ATTRS, "min_count": 1},
-)
 def make_tech_terms(
     nlp: Language,
     name: str,
     labels: Optional[List[str]],
-    attrs: Tuple[str, str, str],
+    attrs: Sequence[str],
     min_count: int,
 ) -> TechTerms:
     """Create the `tech_terms` component (`nlp.add_pipe("tech_terms", after="ner")`).
 
     labels (Optional[List[str]]): Entity labels that count as technology terms; null or [] means all.
-    attrs (Tuple[str, str, str]): Names of `Doc._` list of terms, `Span._` flag and `Token._` flag.
+    attrs (Sequence[str]): Names of the `Doc._` list of terms, the `Span._` flag and the `Token._` flag.
+        (A list, not a Tuple type: a config read back from disk gives a list, which
+        confection would reject for Tuple[str, str, str].)
     min_count (int): Leave out of the Doc list terms mentioned fewer times than this.
     RETURNS (TechTerms): The component.
     """
     return TechTerms(nlp, name, labels=labels, attrs=attrs, min_count=min_count)
+
+
+# `spacy package --code` copies this file into the pipeline package, so one
+# process may import two copies: the package's `component` and
+# `tech_ner.component` (imported by the `spacy_factories` entry point whenever
+# a Language is created). spaCy refuses to register one factory name from two
+# files (E004), so a copy of the same factory version keeps the registration
+# that came first; the two are interchangeable.
+make_tech_terms.tech_ner_factory = FACTORY_VERSION  # type: ignore[attr-defined]
+
+
+def _registered_by_another_copy() -> bool:
+    try:
+        existing = registry.factories.get(FACTORY_NAME)
+    except RegistryError:
+        return False
+    other_file = getattr(existing, "__code__", None) is not None and (
+        existing.__code__.co_filename != make_tech_terms.__code__.co_filename  # not a reload of this file
+    )
+    return (
+        other_file
+        and getattr(existing, "tech_ner_factory", None) == FACTORY_VERSION
+        and FACTORY_NAME in Language._factory_meta
+    )
+
+
+if not _registered_by_another_copy():
+    # `assigns` names the default attrs; a pipeline that renames them assigns those instead
+    Language.factory(
+        FACTORY_NAME,
+        requires=["doc.ents"],
+        assigns=[f"doc._.{DEFAULT_ATTRS[0]}", f"span._.{DEFAULT_ATTRS[1]}", f"token._.{DEFAULT_ATTRS[2]}"],
+        default_config={"labels": list(DEFAULT_LABELS), "attrs": list(DEFAULT_ATTRS), "min_count": 1},
+    )(make_tech_terms)

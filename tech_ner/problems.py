@@ -4,6 +4,7 @@ Readers never raise on a bad line by themselves: they hand the problem to a
 `Problems` collector, which either stops the run (strict mode, or a problem
 that cannot be repaired) or counts the repair or skip so the run can report it.
 """
+import functools
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,3 +69,21 @@ class Problems:
     @property
     def total(self) -> int:
         return sum(self.counts.values())
+
+
+def friendly_errors(func):
+    """Decorate a typer command: user errors become one line on stderr and exit code 1, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        import typer
+
+        from .backbone import BackboneError
+
+        try:
+            return func(*args, **kwargs)
+        except (InputError, BackboneError) as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1)
+
+    return wrapper

@@ -4,13 +4,42 @@
 `window` tokens, so no token is encoded twice and short sentences share one
 sequence (less padding than one sentence per sequence); a sentence longer
 than `window` is cut into windows that overlap by `window - stride` tokens.
-Documents without sentence boundaries are cut the same way.
+
+Sentences come from the doc when it has boundaries; otherwise the getter
+finds them itself (after `.`, `!`, `?`) without setting them on the doc. A
+sentencizer in the pipeline would also constrain the NER (no entity across a
+sentence start), which breaks training on entities that contain a `.` token.
 """
 from functools import partial
 from typing import Callable, Iterable, List
 
 from spacy.tokens import Doc, Span
 from spacy_transformers.util import registry
+
+
+SENT_END = frozenset({".", "!", "?", "...", "…"})
+
+
+def _sentence_bounds(doc: Doc) -> List[tuple]:
+    """(start, end) of sentences ending after ., ! or ? (and any closing punctuation)."""
+    bounds = []
+    start = 0
+    words = [t.text for t in doc]
+    n = len(words)
+    i = 0
+    while i < n:
+        if words[i] in SENT_END:
+            j = i + 1
+            while j < n and words[j] in SENT_END or j < n and words[j] in (")", '"', "'"):
+                j += 1
+            if j < n:
+                bounds.append((start, j))
+                start = j
+            i = j
+        else:
+            i += 1
+    bounds.append((start, n))
+    return bounds
 
 
 def _windows(doc: Doc, start: int, end: int, window: int, stride: int) -> List[Span]:
@@ -32,7 +61,7 @@ def get_sentence_windows(docs: Iterable[Doc], window: int, stride: int) -> List[
         if doc.has_annotation("SENT_START"):
             bounds = [(s.start, s.end) for s in doc.sents]
         else:
-            bounds = [(0, len(doc))]
+            bounds = _sentence_bounds(doc)
         cur_start = cur_end = None
         for start, end in bounds:
             if end - start > window:

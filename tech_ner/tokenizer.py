@@ -21,10 +21,16 @@ TECH_SPECIAL_CASES = (
 )
 
 
+# spaCy keeps "C." and "R." whole as initials; in technology text they end sentences about the languages.
+SPLIT_PERIOD_CASES = ("C.", "R.")
+
+
 def add_tech_special_cases(tokenizer: Tokenizer, cases: Iterable[str] = TECH_SPECIAL_CASES) -> None:
     """Make each string in `cases` one token wherever it stands alone or before punctuation."""
     for case in cases:
         tokenizer.add_special_case(case, [{ORTH: case}])
+    for case in SPLIT_PERIOD_CASES:
+        tokenizer.add_special_case(case, [{ORTH: case[:-1]}, {ORTH: "."}])
 
 
 @registry.tokenizers("tech_ner.Tokenizer.v1")

@@ -34,5 +34,8 @@ def train(config: Path, output: Path, *, overrides: Optional[Dict[str, object]] 
             raise InputError(None, None, f"--{key} {value}: no such corpus; run `spacy project run convert` first")
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
+    log = overrides.get("paths.log", cfg["paths"].get("log"))
+    if log not in (None, "null") and Path(str(log)).exists():
+        Path(str(log)).unlink()  # our output from an earlier run; spaCy would refuse to write it
     spacy_train(config, output, use_gpu=gpu_id, overrides=overrides)
     return output
