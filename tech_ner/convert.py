@@ -295,15 +295,15 @@ def _finish(stats: ConvertStats, label_map: Optional[LabelMap]) -> None:
         raise InputError(None, None, "no sentences to write: every input was empty or skipped (see the problems above)")
 
 
-def expand_inputs(inputs: Sequence[Path]) -> List[Path]:
-    """Files as given; folders become their files (recursively, sorted, hidden ones left out)."""
+def expand_inputs(inputs: Sequence[Path], suffix: str = "") -> List[Path]:
+    """Files as given; folders become their files ending in `suffix` (recursively, sorted, hidden ones left out)."""
     files: List[Path] = []
-    for p in inputs:
-        p = Path(p)
+    for p in map(Path, inputs):
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts))
+            found = sorted(f for f in p.rglob(f"*{suffix}") if f.is_file()
+                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
             if not found:
-                raise InputError(p, None, "folder holds no files")
+                raise InputError(p, None, f"folder holds no {suffix + ' ' if suffix else ''}files")
             files.extend(found)
         elif p.is_file():
             files.append(p)

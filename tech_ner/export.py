@@ -7,7 +7,7 @@ import spacy
 from spacy.tokens import Doc, DocBin
 
 from .atomic import atomic_path
-from .convert import DOCBIN_ATTRS
+from .convert import DOCBIN_ATTRS, expand_inputs
 from .problems import InputError
 
 EXPORT_FORMATS = ("two_column", "conll2003")
@@ -15,18 +15,7 @@ EXPORT_FORMATS = ("two_column", "conll2003")
 
 def docbin_paths(inputs: Sequence[Path]) -> List[Path]:
     """`.spacy` files as given, and those inside folders (sorted)."""
-    out: List[Path] = []
-    for p in map(Path, inputs):
-        if p.is_dir():
-            found = sorted(p.rglob("*.spacy"))
-            if not found:
-                raise InputError(p, None, "folder holds no .spacy files")
-            out.extend(found)
-        elif p.is_file():
-            out.append(p)
-        else:
-            raise InputError(p, None, "no such file or folder")
-    return out
+    return expand_inputs(inputs, suffix=".spacy")
 
 
 def read_docs(inputs: Sequence[Path], vocab=None) -> Iterator[Doc]:

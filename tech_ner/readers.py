@@ -156,6 +156,16 @@ def _skip(problems: Problems, counts: ReadCounts, path, line: int, kind: str, me
     counts.skipped_tokens += n_tokens
 
 
+def _count_sentence(problems: Problems, counts: ReadCounts, path, n_tokens: int, bad: Optional[Tuple[int, str, str]]) -> bool:
+    """Count a finished sentence. RETURNS False when its first problem (`bad`) skips it."""
+    counts.sentences += 1
+    counts.tokens += n_tokens
+    if bad is not None:
+        _skip(problems, counts, path, bad[0], bad[1], bad[2], n_tokens)
+        return False
+    return True
+
+
 def _decoded_lines(path: Path, encoding: str, problems: Problems) -> Iterator[Tuple[int, Optional[str], str]]:
     """Yield (line number, text without line end or None if undecodable, error)."""
     enc = "utf-8" if encoding == "auto" else encoding
@@ -189,12 +199,8 @@ def _read_columns(path: Path, fmt: str, options: ReadOptions, problems: Problems
     def finish():
         nonlocal words, tags, bad, extra, doc_start, n_lines
         sent = None
-        if n_lines:
-            counts.sentences += 1
-            counts.tokens += n_lines
-            if bad is not None:
-                _skip(problems, counts, path, bad[0], bad[1], bad[2], n_lines)
-            elif fmt == "stackoverflow" and _is_so_meta(words):
+        if n_lines and _count_sentence(problems, counts, path, n_lines, bad):
+            if fmt == "stackoverflow" and _is_so_meta(words):
                 if words[0] in SO_DOC_START:
                     doc_start = True
                 if options.drop_so_meta:
@@ -341,13 +347,8 @@ def _read_csv(path: Path, options: ReadOptions, problems: Problems, counts: Read
         def finish():
             nonlocal words, tags, bad, n
             sent = None
-            if n:
-                counts.sentences += 1
-                counts.tokens += n
-                if bad is not None:
-                    _skip(problems, counts, path, bad[0], bad[1], bad[2], n)
-                else:
-                    sent = Sentence(words, tags, str(path), first, line_step)
+            if n and _count_sentence(problems, counts, path, n, bad):
+                sent = Sentence(words, tags, str(path), first, line_step)
             words, tags, bad, n = [], [], None, 0
             return sent
 
