@@ -6,6 +6,7 @@ from typing import List, Optional
 import typer
 
 from .evaluate_cli import evaluate_command
+from .serve import serve_command
 from .problems import InputError, friendly_errors
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Technology-term NER: corpora, training helpers, extraction.")
@@ -90,6 +91,7 @@ def split_command(
 
 
 app.command("evaluate")(evaluate_command)
+app.command("serve")(serve_command)
 
 
 def main() -> None:  # console script entry point

@@ -1,0 +1,102 @@
+"""`tech-ner extract`: technology terms of every document of a corpus, one output row per document."""
+import time
+import warnings
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .problems import InputError, friendly_errors
+
+PRECISION_CHOICES = ("fp32", "bf16", "int8", "auto")
+
+
+class _Progress:
+    """A rich progress line on stderr: documents, documents/s, words/s."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.docs = self.words = 0
+        self.t0 = time.perf_counter()
+        self.last = 0.0
+        self.bar = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(SpinnerColumn(), TextColumn("{task.completed:,} docs"),
+                                TextColumn("{task.fields[dps]:,.1f} docs/s"), TextColumn("{task.fields[wps]:,.0f} words/s"),
+                                TimeElapsedColumn(), console=Console(stderr=True), transient=False)
+            self.bar.__enter__()
+            self.task = self.bar.add_task("extract", total=None, dps=0.0, wps=0.0)
+        return self
+
+    def __call__(self, row, words: int) -> None:
+        self.docs += 1
+        self.words += words
+        now = time.perf_counter()
+        if self.bar is not None and now - self.last > 0.2:
+            seconds = max(now - self.t0, 1e-9)
+            self.bar.update(self.task, completed=self.docs, dps=self.docs / seconds, wps=self.words / seconds)
+            self.last = now
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            seconds = max(time.perf_counter() - self.t0, 1e-9)
+            self.bar.update(self.task, completed=self.docs, dps=self.docs / seconds, wps=self.words / seconds)
+            self.bar.__exit__(*exc)
+        return False
+
+
+@friendly_errors
+def extract_command(
+    inputs: List[str] = typer.Argument(..., help=".txt files or folders of them (one document per file), .jsonl, "
+                                                 ".csv, or - for stdin (one document per line)"),
+    output: Path = typer.Option(..., "--output", "-o", help="X.csv or X.jsonl: one row per input document, in input order"),
+    model: str = typer.Option("training/model-best", "--model", "-m", help="Pipeline package name or folder"),
+    text_field: str = typer.Option("text", "--text-field", help="JSONL field / CSV column with the text"),
+    id_field: str = typer.Option("id", "--id-field", help="JSONL field / CSV column with the id (else the line or row number)"),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Documents per nlp.pipe batch"),
+    n_process: int = typer.Option(1, "--n-process", min=1, help="Worker processes (one torch thread each)"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, or -1 for CPU"),
+    precision: Optional[str] = typer.Option(None, "--precision", help="fp32, bf16, int8 or auto (CPU fast path; default: "
+                                                                      "the pipeline's cpu_precision setting, else fp32)"),
+    max_length: Optional[int] = typer.Option(None, "--max-length", help="Split texts longer than this many characters "
+                                                                        "(default: the pipeline's nlp.max_length)"),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 on the first malformed line or row and write no output"),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from OUTPUT.partial"),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress on stderr (documents/s, words/s)"),
+):
+    """Extract the technology terms of every document: one row per input document, in input order,
+    with its id, distinct terms and entity spans (character offsets and labels)."""
+    from .extract import LongDocumentWarning, extract, load_pipeline, output_format, partial_path, resolve_inputs
+
+    if precision is not None and precision not in PRECISION_CHOICES:
+        raise InputError(None, None, f"--precision {precision!r}: expected one of {', '.join(PRECISION_CHOICES)}")
+    output_format(output)  # check the cheap things before loading the model
+    resolve_inputs(inputs, text_field=text_field)
+    partial = partial_path(output)
+    if partial.exists() and not resume:
+        typer.echo(f"note: {partial} exists from an earlier run; starting over (--resume continues it)", err=True)
+    nlp = load_pipeline(model, precision=precision, gpu_id=gpu_id, max_length=max_length)
+    from .precision import current_precision
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", LongDocumentWarning)
+        try:
+            with _Progress(progress) as bar:
+                stats = extract(nlp, inputs, output, text_field=text_field, id_field=id_field, batch_size=batch_size,
+                                n_process=n_process, strict=strict, resume=resume, on_row=bar)
+        except KeyboardInterrupt:
+            typer.echo(f"interrupted: the rows so far are in {partial}; run again with --resume to continue", err=True)
+            raise typer.Exit(130)
+    for message in stats.error_examples:
+        typer.echo(f"warning: {message}; wrote an error row", err=True)
+    if stats.errors > len(stats.error_examples):
+        typer.echo(f"warning: ... and {stats.errors - len(stats.error_examples)} more error rows", err=True)
+    resumed = f", {stats.resumed} rows resumed" if stats.resumed else ""
+    typer.echo(f"Wrote {stats.resumed + stats.rows} rows ({stats.errors} error rows{resumed}) to {output}: "
+               f"{stats.words:,} words in {stats.seconds:.1f} s ({stats.docs_per_s:,.1f} docs/s, "
+               f"{stats.words_per_s:,.0f} words/s, {current_precision(nlp)})")

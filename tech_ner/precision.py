@@ -1,0 +1,300 @@
+"""A faster CPU path for the transformer: int8 dynamic quantisation or bf16 autocast.
+
+`apply_precision(nlp, "int8" | "bf16" | "fp32" | "auto")` changes a loaded
+pipeline in place, for inference only:
+
+* `int8`: `torch.ao.quantization.quantize_dynamic` swaps every `torch.nn.Linear`
+  of the Hugging Face model for a dynamically quantised one (int8 weights,
+  activations quantised per batch). The model can no longer be trained, and
+  saving it raises a ValueError: its weights are not those of the fp32 model
+  any more.
+* `bf16`: the Hugging Face model's `forward` runs under
+  `torch.autocast("cpu", dtype=torch.bfloat16)`; the outputs are cast back to
+  float32 for thinc (numpy has no bfloat16). The weights stay float32, so the
+  pipeline still saves exactly.
+* `fp32`: nothing changes.
+* `auto`: see `resolve_precision`.
+
+The `cpu_precision` component stores the choice in a pipeline's config and
+applies it when the pipeline is loaded on CPU (its `from_disk` runs after the
+transformer's, when it comes later in the pipeline). It never applies itself
+while a pipeline is being trained.
+
+This file imports nothing from its package, so `spacy package --code` can copy
+it flat into a pipeline package.
+"""
+import os
+import warnings
+from typing import Any, Iterable, List, Optional, Tuple
+
+from catalogue import RegistryError
+from spacy.language import Language
+from spacy.tokens import Doc
+from spacy.util import registry
+
+PRECISIONS: Tuple[str, ...] = ("fp32", "bf16", "int8", "auto")
+FACTORY_NAME = "cpu_precision"
+FACTORY_VERSION = "tech_ner.cpu_precision.v1"
+ATTR = "tech_ner_precision"  # on the transformer's thinc model: the precision applied
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), where bf16 autocast pays.
+
+    RETURNS (bool): True if /proc/cpuinfo lists avx512_bf16 or amx_bf16.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def int8_available() -> bool:
+    """RETURNS (bool): Whether torch has a quantised CPU engine for int8 Linear layers."""
+    import torch
+
+    engines = set(torch.backends.quantized.supported_engines)
+    return bool(engines & {"x86", "fbgemm", "qnnpack", "onednn"})
+
+
+def resolve_precision(precision: str, *, device: str = "cpu") -> str:
+    """Turn a precision name into the one to apply.
+
+    `auto` is `int8` on a CPU with a quantised engine (x86/fbgemm on
+    x86-64, qnnpack on ARM), else `bf16` on a CPU with native bfloat16,
+    else `fp32`; on a GPU it is always `fp32` (the config's
+    `mixed_precision` is the GPU's fast path).
+
+    precision (str): fp32, bf16, int8 or auto.
+    device (str): "cpu" or "cuda" (where the transformer's weights are).
+    RETURNS (str): fp32, bf16 or int8.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"[cpu_precision] precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    if precision != "auto":
+        return precision
+    if device != "cpu":
+        return "fp32"
+    if int8_available():
+        return "int8"
+    return "bf16" if native_bf16() else "fp32"
+
+
+def find_transformers(nlp: Language, name: Optional[str] = None) -> List[Tuple[str, Any]]:
+    """The spacy-transformers components of a pipeline.
+
+    name (Optional[str]): Only this component; None finds every one.
+    RETURNS (List[Tuple[str, Any]]): (name, component) pairs.
+    """
+    from spacy_transformers import Transformer
+
+    if name is not None:
+        if name not in nlp.pipe_names:
+            raise ValueError(f"[cpu_precision] no component {name!r} in the pipeline {nlp.pipe_names}")
+        pipe = nlp.get_pipe(name)
+        if not isinstance(pipe, Transformer):
+            raise ValueError(f"[cpu_precision] component {name!r} is a {type(pipe).__name__}, not a spacy-transformers Transformer")
+        return [(name, pipe)]
+    return [(n, p) for n, p in nlp.pipeline if isinstance(p, Transformer)]
+
+
+class _AutocastForward:
+    """The HF model's forward under CPU autocast, with float32 outputs.
+
+    Set as an instance attribute (`hf_model.forward`), which `nn.Module.__call__`
+    uses before the class's method. A module-level class, not a closure, so the
+    model still pickles.
+    """
+
+    def __init__(self, module: Any, dtype: Any):
+        self.module = module
+        self.dtype = dtype
+
+    def __call__(self, *args, **kwargs):
+        import torch
+
+        with torch.autocast("cpu", dtype=self.dtype):
+            output = type(self.module).forward(self.module, *args, **kwargs)
+        return _to_float32(output)
+
+
+def _to_float32(value: Any) -> Any:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.float() if value.is_floating_point() and value.dtype != torch.float32 else value
+    if isinstance(value, tuple) and not hasattr(value, "keys"):
+        return type(value)(_to_float32(v) for v in value)
+    if hasattr(value, "keys"):  # transformers' ModelOutput (an OrderedDict that syncs attributes)
+        for key in list(value.keys()):
+            value[key] = _to_float32(value[key])
+        return value
+    return value
+
+
+def _refuse_to_save(*args, **kwargs):
+    raise ValueError(
+        "[cpu_precision] this transformer was quantised to int8 for inference and cannot be saved: its weights "
+        "are no longer the trained float32 ones. Load the pipeline with precision fp32 to save it, e.g. "
+        "spacy.load(path, config={'components': {'cpu_precision': {'precision': 'fp32'}}}) or without --precision int8."
+    )
+
+
+def _apply_to(pipe: Any, precision: str) -> str:
+    import torch
+
+    model = pipe.model
+    shim = model.layers[0].shims[0]
+    hf_model = shim._model
+    if hf_model is None:
+        raise ValueError("[cpu_precision] the transformer has no weights yet: load or initialize the pipeline first")
+    done = model.attrs.get(ATTR, "fp32")
+    if done == precision:
+        return precision
+    if done != "fp32":
+        raise ValueError(f"[cpu_precision] the transformer already runs in {done}; load the pipeline again to use {precision}")
+    device = next(hf_model.parameters()).device.type
+    if precision != "fp32" and device != "cpu":
+        raise ValueError(f"[cpu_precision] {precision} is a CPU path, but the transformer is on {device}")
+    if precision == "int8":
+        with warnings.catch_warnings():
+            # torch marks its eager-mode quantisation API as deprecated in favour of torchao (not a dependency here)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            torch.ao.quantization.quantize_dynamic(hf_model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+        shim.to_bytes = _refuse_to_save  # instance attribute: the model's to_disk/to_bytes go through it
+    elif precision == "bf16":
+        hf_model.forward = _AutocastForward(hf_model, torch.bfloat16)
+    model.attrs[ATTR] = precision
+    return precision
+
+
+def transformer_device(nlp: Language) -> str:
+    """RETURNS (str): "cpu" or "cuda": where the pipeline's (first) transformer has its weights."""
+    for _, pipe in find_transformers(nlp):
+        hf_model = pipe.model.layers[0].shims[0]._model
+        if hf_model is not None:
+            return next(hf_model.parameters()).device.type
+    return "cpu"
+
+
+def apply_precision(nlp: Language, precision: str = "auto", *, transformer: Optional[str] = None) -> str:
+    """Make the pipeline's transformer run in `precision`, in place, for inference.
+
+    nlp (Language): A loaded (or initialized) pipeline.
+    precision (str): fp32, bf16, int8 or auto (see `resolve_precision`).
+    transformer (Optional[str]): The transformer component's name; None applies to every one.
+    RETURNS (str): The precision applied (fp32, bf16 or int8).
+    """
+    applied = resolve_precision(precision, device=transformer_device(nlp))
+    pipes = find_transformers(nlp, transformer)
+    if not pipes and applied != "fp32":
+        raise ValueError(f"[cpu_precision] no spacy-transformers component in the pipeline {nlp.pipe_names}")
+    for _, pipe in pipes:
+        _apply_to(pipe, applied)
+    return applied
+
+
+def current_precision(nlp: Language) -> str:
+    """RETURNS (str): The precision the pipeline's (first) transformer runs in: fp32, bf16 or int8."""
+    for _, pipe in find_transformers(nlp):
+        return pipe.model.attrs.get(ATTR, "fp32")
+    return "fp32"
+
+
+class CpuPrecision:
+    """Applies a precision to the pipeline's transformer when the pipeline is loaded on CPU.
+
+    Does nothing to documents. Put it after the transformer in the pipeline, so
+    its `from_disk` runs once the transformer's weights are in.
+    """
+
+    def __init__(self, nlp: Language, name: str = FACTORY_NAME, *, precision: str = "auto",
+                 transformer: Optional[str] = "transformer"):
+        """Check the settings.
+
+        nlp (Language): The pipeline.
+        name (str): The component's name.
+        precision (str): fp32, bf16, int8 or auto; the environment variable
+            TECH_NER_PRECISION overrides it for one process.
+        transformer (Optional[str]): The transformer component to change; null means every one.
+        """
+        resolve_precision(precision)  # fail early on a bad name
+        self.nlp = nlp
+        self.name = name
+        self.precision = precision
+        self.transformer = transformer
+        self.applied: Optional[str] = None
+
+    def __call__(self, doc: Doc) -> Doc:
+        return doc
+
+    def pipe(self, docs: Iterable[Doc], *, batch_size: int = 128) -> Iterable[Doc]:
+        return docs
+
+    def apply(self) -> str:
+        """Apply the configured precision now.
+
+        RETURNS (str): The precision applied.
+        """
+        precision = os.environ.get("TECH_NER_PRECISION") or self.precision
+        self.applied = apply_precision(self.nlp, precision, transformer=self.transformer)
+        return self.applied
+
+    def to_disk(self, path, *, exclude=tuple()) -> None:
+        """Nothing to save: the settings live in the config."""
+
+    def from_disk(self, path, *, exclude=tuple()) -> "CpuPrecision":
+        """Called by `spacy.load` after the earlier components are loaded: apply the precision."""
+        if self.transformer is None or self.transformer in self.nlp.pipe_names:
+            self.apply()
+        return self
+
+    def to_bytes(self, *, exclude=tuple()) -> bytes:
+        return b""
+
+    def from_bytes(self, bytes_data: bytes, *, exclude=tuple()) -> "CpuPrecision":
+        return self.from_disk(None, exclude=exclude)
+
+
+def make_cpu_precision(nlp: Language, name: str, precision: str, transformer: Optional[str]) -> CpuPrecision:
+    """Create the `cpu_precision` component (`nlp.add_pipe("cpu_precision", config={"precision": "int8"})`).
+
+    precision (str): fp32, bf16, int8 or auto.
+    transformer (Optional[str]): The transformer component to change; null means every one.
+    RETURNS (CpuPrecision): The component.
+    """
+    return CpuPrecision(nlp, name, precision=precision, transformer=transformer)
+
+
+# Like component.py: a packaged copy of this file and tech_ner.precision may both
+# be imported in one process; the first registration of this factory version wins.
+make_cpu_precision.tech_ner_factory = FACTORY_VERSION  # type: ignore[attr-defined]
+
+
+def _registered_by_another_copy() -> bool:
+    try:
+        existing = registry.factories.get(FACTORY_NAME)
+    except RegistryError:
+        return False
+    other_file = getattr(existing, "__code__", None) is not None and (
+        existing.__code__.co_filename != make_cpu_precision.__code__.co_filename
+    )
+    return (
+        other_file
+        and getattr(existing, "tech_ner_factory", None) == FACTORY_VERSION
+        and FACTORY_NAME in Language._factory_meta
+    )
+
+
+if not _registered_by_another_copy():
+    Language.factory(
+        FACTORY_NAME,
+        assigns=[],
+        default_config={"precision": "auto", "transformer": "transformer"},
+    )(make_cpu_precision)
