@@ -158,6 +158,7 @@ def evaluate_docs(nlp: Language, gold_docs: Sequence[Doc], *, batch_size: int = 
         gold_seqs += g
         pred_seqs += p
     result = {"documents": len(gold_docs), "spacy": parity.spacy, **score_tags(gold_seqs, pred_seqs)}
+    result["sentences"] = sum(len(gold_sequences(doc)) for doc in gold_docs)
     result["raw_text"] = raw_text_scores(nlp, gold_docs, batch_size=batch_size) if raw_text else None
     result["parity"] = parity.to_dict()
     result["parity"]["summary"] = parity.summary()

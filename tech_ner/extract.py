@@ -20,7 +20,6 @@ partial file, drops a trailing incomplete line, skips that many inputs and
 appends the rest.
 """
 import csv
-import io
 import itertools
 import json
 import os
@@ -114,13 +113,22 @@ def resolve_inputs(inputs: Sequence[Union[str, Path]], *, text_field: str = "tex
         if kind == "txt":
             sources.append(Source("txt", path, [(path, str(raw))]))
             continue
-        if path.stat().st_size == 0 or not path.read_bytes()[:65536].strip():
+        if _is_blank(path):
             what = "a header row with a" if kind == "csv" else "one JSON object per line, each with a"
             raise InputError(path, None, f"empty file: expected {what} {text_field!r} field")
         if kind == "csv":
             _csv_columns(path, text_field)
         sources.append(Source(kind, path))
     return sources
+
+
+def _is_blank(path: Path) -> bool:
+    """Whether a file holds nothing but whitespace (read only as far as the first other byte)."""
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 16), b""):
+            if block.strip():
+                return False
+    return True
 
 
 def _decoded_lines(binary: Iterable[bytes], bad: set) -> Iterator[str]:
@@ -175,9 +183,9 @@ def _read_txt(source: Source, index: Iterator[int], skip: int) -> Iterator[Recor
             yield Record(i, doc_id, error=f"{path}: cannot read: {e.strerror or e}")
 
 
-def _read_jsonl(source: Source, index: Iterator[int], text_field: str, id_field: str, binary=None) -> Iterator[Record]:
+def _read_jsonl(source: Source, index: Iterator[int], text_field: str, id_field: str) -> Iterator[Record]:
     name = source.name
-    with (open(source.path, "rb") if binary is None else _nullcontext(binary)) as f:
+    with open(source.path, "rb") as f:
         for n, raw in enumerate(f, 1):
             if not raw.strip():
                 continue
@@ -246,17 +254,6 @@ def _read_csv(source: Source, index: Iterator[int], text_field: str, id_field: s
                                               f"({', '.join(header)}), found {len(row)}")
             else:
                 yield Record(i, doc_id, row[text_col])
-
-
-class _nullcontext:
-    def __init__(self, value):
-        self.value = value
-
-    def __enter__(self):
-        return self.value
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _read_stdin(index: Iterator[int], stream: Optional[TextIO]) -> Iterator[Record]:

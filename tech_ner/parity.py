@@ -61,17 +61,18 @@ def predicted_tags(gold: Doc, pred: Doc) -> List[str]:
 
 
 def doc_sequences(gold: Doc, pred: Doc) -> Tuple[List[List[str]], List[List[str]]]:
-    """Gold and predicted IOB2 tags cut at the gold sentence boundaries.
+    """Gold and predicted IOB2 tags of a document, as one sequence each.
 
+    One sequence per document, not per sentence: the pipeline predicts without
+    sentence boundaries (as users run it), so a predicted entity may cross a
+    gold sentence boundary; cutting the tags there would make seqeval count an
+    entity spaCy's scorer does not. Per document, both count the same spans.
     RETURNS (Tuple[List[List[str]], List[List[str]]]): gold and predicted sequences, equal in shape.
     """
-    gold_seqs = gold_sequences(gold)
-    flat = predicted_tags(gold, pred)
-    pred_seqs, i = [], 0
-    for seq in gold_seqs:
-        pred_seqs.append(flat[i:i + len(seq)])
-        i += len(seq)
-    return gold_seqs, pred_seqs
+    gold_tags = [tag for seq in gold_sequences(gold) for tag in seq]
+    if not gold_tags:
+        return [], []
+    return [gold_tags], [predicted_tags(gold, pred)]
 
 
 def strict_entities(sequences: Sequence[Sequence[str]]) -> Set[StrictEntity]:

@@ -398,3 +398,20 @@ def test_cli_names_must_match_files(cli_app, model_dir, nlp, tmp_path):
     res = CliRunner().invoke(cli_app, [str(model_dir), str(data), "--names", "train,test", "-o", str(tmp_path / "m")])
     assert res.exit_code == 1
     assert "error: --names 'train,test': give one name per data file (1 files)" in res.output
+
+
+def test_predicted_entity_across_gold_sentences_keeps_parity():
+    """The pipeline predicts without sentence boundaries, so an entity may cross one: both scorers count it once."""
+    from spacy.tokens import Doc, Span
+
+    from tech_ner.parity import check_parity
+
+    vocab = spacy.blank("en").vocab
+    words = ["Use", "Rust", ".", "Go", "now"]
+    gold = Doc(vocab, words=words, sent_starts=[True, False, False, True, False],
+               ents=["O", "B-TECH", "O", "B-TECH", "O"])
+    pred = Doc(vocab, words=words)
+    pred.ents = [Span(pred, 1, 4, label="TECH")]  # "Rust . Go" across the boundary
+    result = check_parity([gold], [pred])
+    assert result.passed, result.summary()
+    assert result.spacy["ents_p"] == 0.0 and result.seqeval["p"] == 0.0

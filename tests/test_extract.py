@@ -1,7 +1,6 @@
 """`tech-ner extract`: every input shape, one row per document in order, error rows and --strict,
 --resume after an interruption, long documents, and the int8/bf16 CPU path (on the tiny pipeline)."""
 import csv
-import io
 import json
 import warnings
 
