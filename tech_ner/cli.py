@@ -6,6 +6,7 @@ from typing import List, Optional
 import typer
 
 from .evaluate_cli import evaluate_command
+from .extract_cli import extract_command
 from .serve import serve_command
 from .problems import InputError, friendly_errors
 
@@ -92,6 +93,7 @@ def split_command(
 
 app.command("evaluate")(evaluate_command)
 app.command("serve")(serve_command)
+app.command("extract")(extract_command)
 
 
 def main() -> None:  # console script entry point
