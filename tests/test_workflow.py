@@ -38,3 +38,6 @@ def test_all_workflow_with_tiny_overrides(project_copy, tiny_bert):
     dist = project_copy / "packages" / "en_tech_ner-0.1.0" / "dist"
     assert len(list(dist.glob("en_tech_ner-0.1.0-*.whl"))) == 1
     assert len(list(dist.glob("en_tech_ner-0.1.0.tar.gz"))) == 1
+    meta = json.loads((project_copy / "packages" / "en_tech_ner-0.1.0" / "meta.json").read_text())
+    assert meta["cpu_precision"]["chosen"] in {"fp32", "bf16", "int8"}
+    assert meta["cpu_precision"]["measured"]["fp32"]["ents_f"] == pytest.approx(metrics["test"]["spacy"]["ents_f"])
