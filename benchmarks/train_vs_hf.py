@@ -32,7 +32,7 @@ def main(
     data: Path = typer.Option(Path("corpus/stackoverflow")),
     config: Path = typer.Option(Path("configs/cpu_minilm.cfg")),
     epochs: int = typer.Option(2),
-    batch_docs: int = typer.Option(2, help="Documents per batch in our training (about 5 sentences each here)"),
+    batch_docs: int = typer.Option(3, help="Documents per batch in our training (about 5 sentences each here; the config default)"),
     overrides: str = typer.Option("", help="Extra config overrides for our run, e.g. '--training.optimizer.learn_rate.initial_rate=2e-4'"),
     skip_hf: bool = typer.Option(False, help="Reuse the HF result file instead of re-running it"),
     work: Path = typer.Option(Path("/tmp/train_vs_hf")),

@@ -46,7 +46,8 @@ def main(
     log_path = tmp / "all.log"
     t0 = time.perf_counter()
     with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "spacy", "project", "run", "all"], cwd=clone,
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # step headers arrive when printed, not when a buffer fills
+        proc = subprocess.Popen([sys.executable, "-m", "spacy", "project", "run", "all"], cwd=clone, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
         assert proc.stdout is not None
         for line in proc.stdout:
