@@ -22,6 +22,7 @@ import typer
 
 ROOT = Path(__file__).resolve().parent.parent
 STEP = re.compile(r"^=+\s*(\S+)\s*=+$")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def main(
@@ -52,8 +53,9 @@ def main(
         assert proc.stdout is not None
         for line in proc.stdout:
             log.write(line)
+            log.flush()
             now = time.perf_counter() - t0
-            m = STEP.match(line.strip())
+            m = STEP.match(ANSI.sub("", line).strip())
             if m:
                 if steps:
                     steps[-1]["seconds"] = round(now - steps[-1]["start"], 1)
