@@ -304,6 +304,7 @@ def main(
     bare_batch: int = typer.Option(16, help="Documents per batch of the bare forward pass"),
     window: Optional[int] = typer.Option(None, help="Override the span getter's window (spaCy tokens)"),
     stride: Optional[int] = typer.Option(None, help="... and stride (default: the window)"),
+    clip_words: int = typer.Option(0, help="Cut every document to its first N words (0: no cut), for long runs of short documents"),
     runs: str = typer.Option(",".join(RUNS), help="Comma list of " + ", ".join(RUNS)),
     repeats: int = typer.Option(1, help="Rounds of the speed runs, in rotation; the fastest of each counts"),
     f1: bool = typer.Option(True, "--f1/--no-f1", help="Entity F1 of each precision on --test"),
@@ -327,9 +328,11 @@ def main(
         raise typer.BadParameter(f"{model}: no such pipeline (train one first, or pass --model)")
     sentences = corpus_sentences(ROOT / bio_dir)
     texts = make_documents(sentences, docs, words)
+    if clip_words:
+        texts = [" ".join(t.split()[:clip_words]) for t in texts]
     common = {"model": str(model), "batch_size": batch_size, "window": window, "stride": stride}
     result: Dict = {
-        "model": str(model), "documents": docs, "words_per_doc_target": words,
+        "model": str(model), "documents": docs, "words_per_doc_target": words, "clip_words": clip_words,
         "words": sum(len(t.split()) for t in texts), "batch_size": batch_size, "repeats": repeats,
         "span_getter_override": {"window": window, "stride": stride} if window else None,
         "torch_threads": None, "python": platform.python_version(), "machine": platform.machine(),

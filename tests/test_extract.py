@@ -386,3 +386,8 @@ def test_extract_with_precision(tiny_pipeline, write, tmp_path):
     res = run(src, "-o", out, "-m", tiny_pipeline, "--precision", "int8", "--no-progress")
     assert res.exit_code == 0, res.output
     assert "int8)" in res.stdout and len(read_rows(out)) == 3
+
+
+def test_malloc_trim_is_callable_and_harmless():
+    trim = ex._malloc_trim()
+    assert trim() is None
