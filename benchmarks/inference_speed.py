@@ -20,7 +20,8 @@ whitespace-separated words of the input text, for every measurement.
 
     python benchmarks/inference_speed.py --model training/model-best               # 2,000 docs x 300 words
     python benchmarks/inference_speed.py --docs 200 --words 300 --out /tmp/small.json
-    python benchmarks/inference_speed.py --docs 200000 --words 50 --runs ours_fp32 --no-f1 --long-words 0  # RSS over a long run
+    python benchmarks/inference_speed.py --docs 200000 --words 1 --clip-words 10 --runs ours_fp32 --no-f1 --long-words 0 \
+        --out benchmarks/results/memory_200k.json                                   # RSS over a long run
 """
 import json
 import os
