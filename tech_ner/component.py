@@ -15,16 +15,16 @@ to the process, so a second pipeline may reuse a name only with the same
 definition (same `labels` and `min_count`); otherwise it raises a ValueError
 instead of overwriting the first pipeline's attribute.
 
-This file imports nothing from its package, so `spacy package --code` can copy
-it flat into a pipeline package.
+This file imports only its sibling runtime files (relatively), so `spacy package --code`
+can copy it flat into a pipeline package.
 """
 from dataclasses import dataclass, field
 from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
 
-from catalogue import RegistryError
 from spacy.language import Language
 from spacy.tokens import Doc, Span, Token
-from spacy.util import registry
+
+from .factories import register_factory_once
 
 FACTORY_NAME = "tech_terms"
 FACTORY_VERSION = "tech_ner.tech_terms.v1"
@@ -286,35 +286,13 @@ def make_tech_terms(
     return TechTerms(nlp, name, labels=labels, attrs=attrs, min_count=min_count)
 
 
-# `spacy package --code` copies this file into the pipeline package, so one
-# process may import two copies: the package's `component` and
-# `tech_ner.component` (imported by the `spacy_factories` entry point whenever
-# a Language is created). spaCy refuses to register one factory name from two
-# files (E004), so a copy of the same factory version keeps the registration
-# that came first; the two are interchangeable.
-make_tech_terms.tech_ner_factory = FACTORY_VERSION  # type: ignore[attr-defined]
-
-
-def _registered_by_another_copy() -> bool:
-    try:
-        existing = registry.factories.get(FACTORY_NAME)
-    except RegistryError:
-        return False
-    other_file = getattr(existing, "__code__", None) is not None and (
-        existing.__code__.co_filename != make_tech_terms.__code__.co_filename  # not a reload of this file
-    )
-    return (
-        other_file
-        and getattr(existing, "tech_ner_factory", None) == FACTORY_VERSION
-        and FACTORY_NAME in Language._factory_meta
-    )
-
-
-if not _registered_by_another_copy():
+# One process may import two copies of this file (the package's and tech_ner's): see factories.py.
+register_factory_once(
+    FACTORY_NAME,
+    FACTORY_VERSION,
+    make_tech_terms,
     # `assigns` names the default attrs; a pipeline that renames them assigns those instead
-    Language.factory(
-        FACTORY_NAME,
-        requires=["doc.ents"],
-        assigns=[f"doc._.{DEFAULT_ATTRS[0]}", f"span._.{DEFAULT_ATTRS[1]}", f"token._.{DEFAULT_ATTRS[2]}"],
-        default_config={"labels": list(DEFAULT_LABELS), "attrs": list(DEFAULT_ATTRS), "min_count": 1},
-    )(make_tech_terms)
+    requires=["doc.ents"],
+    assigns=[f"doc._.{DEFAULT_ATTRS[0]}", f"span._.{DEFAULT_ATTRS[1]}", f"token._.{DEFAULT_ATTRS[2]}"],
+    default_config={"labels": list(DEFAULT_LABELS), "attrs": list(DEFAULT_ATTRS), "min_count": 1},
+)

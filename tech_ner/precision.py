@@ -23,17 +23,17 @@ applies it when the pipeline is loaded on CPU (its `from_disk` runs after the
 transformer's, when it comes later in the pipeline). It never applies itself
 while a pipeline is being trained.
 
-This file imports nothing from its package, so `spacy package --code` can copy
-it flat into a pipeline package.
+This file imports only its sibling runtime files (relatively), so `spacy package --code`
+can copy it flat into a pipeline package.
 """
 import os
 import warnings
 from typing import Any, Iterable, List, Optional, Tuple
 
-from catalogue import RegistryError
 from spacy.language import Language
 from spacy.tokens import Doc
-from spacy.util import registry
+
+from .factories import register_factory_once
 
 PRECISIONS: Tuple[str, ...] = ("fp32", "bf16", "int8", "auto")
 FACTORY_NAME = "cpu_precision"
@@ -287,29 +287,11 @@ def make_cpu_precision(nlp: Language, name: str, precision: str, transformer: Op
     return CpuPrecision(nlp, name, precision=precision, transformer=transformer)
 
 
-# Like component.py: a packaged copy of this file and tech_ner.precision may both
-# be imported in one process; the first registration of this factory version wins.
-make_cpu_precision.tech_ner_factory = FACTORY_VERSION  # type: ignore[attr-defined]
-
-
-def _registered_by_another_copy() -> bool:
-    try:
-        existing = registry.factories.get(FACTORY_NAME)
-    except RegistryError:
-        return False
-    other_file = getattr(existing, "__code__", None) is not None and (
-        existing.__code__.co_filename != make_cpu_precision.__code__.co_filename
-    )
-    return (
-        other_file
-        and getattr(existing, "tech_ner_factory", None) == FACTORY_VERSION
-        and FACTORY_NAME in Language._factory_meta
-    )
-
-
-if not _registered_by_another_copy():
-    Language.factory(
-        FACTORY_NAME,
-        assigns=[],
-        default_config={"precision": "auto", "transformer": "transformer"},
-    )(make_cpu_precision)
+# One process may import two copies of this file (the package's and tech_ner's): see factories.py.
+register_factory_once(
+    FACTORY_NAME,
+    FACTORY_VERSION,
+    make_cpu_precision,
+    assigns=[],
+    default_config={"precision": "auto", "transformer": "transformer"},
+)

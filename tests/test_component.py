@@ -5,7 +5,7 @@ Extensions are global to the process, so every test that changes `labels`,
 `attrs` or `min_count` takes fresh attribute names from the `fresh_attrs`
 fixture, which removes them afterwards.
 """
-import importlib.util
+import importlib
 import itertools
 import os
 import pickle
@@ -300,17 +300,29 @@ def test_multiprocessing_pipe_matches_single_process():
                              "offsets": [[0, 6], [8, 14], [16, 22]], "labels": ["TECH"]}]
 
 
-COMPONENT_FILE = Path(tech_ner.component.__file__)
 
 
-def test_a_packaged_copy_of_the_file_reuses_the_registration(tmp_path, nlp):
-    # `spacy package --code component.py` imports a flat copy next to tech_ner.component
-    copy = tmp_path / "component.py"
-    shutil.copy(COMPONENT_FILE, copy)
-    spec = importlib.util.spec_from_file_location("en_tech_ner_copy_component", copy)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # must not raise E004
-    assert spacy.registry.factories.get("tech_terms") is tech_ner.component.make_tech_terms
+def _copy_runtime_files(package_dir):
+    """What `spacy package --code` does: the runtime files copied flat into the pipeline package."""
+    from tech_ner.package import runtime_code_files
+
+    package_dir.mkdir(parents=True)
+    for path in runtime_code_files():
+        shutil.copy(path, package_dir / path.name)
+    (package_dir / "__init__.py").write_text("".join(f"from . import {p.stem}\n" for p in runtime_code_files()))
+
+
+def test_a_packaged_copy_of_the_files_reuses_the_registrations(tmp_path, nlp, monkeypatch):
+    # `spacy package --code ...` imports flat copies next to tech_ner's modules
+    import tech_ner.registrations  # noqa: F401
+
+    factories = ("tech_terms", "cpu_precision", "bio_ner")
+    originals = [spacy.registry.factories.get(f) for f in factories]
+    _copy_runtime_files(tmp_path / "en_copy_pkg")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    copy = importlib.import_module("en_copy_pkg")  # imports every copy: must not raise E004
+    assert Path(copy.bio_ner.__file__).parent == tmp_path / "en_copy_pkg"
+    assert [spacy.registry.factories.get(f) for f in factories] == originals
     nlp.add_pipe("tech_terms")
     doc = nlp(set_ents(nlp.make_doc("Go"), (r"Go", "TECH")))
     assert [str(t) for t in doc._.tech_terms] == ["Go"]
@@ -320,19 +332,20 @@ def test_packaged_copy_and_entry_point_in_one_process(tmp_path):
     # An installed pipeline package imports its copy first; creating a Language then
     # loads the `spacy_factories` entry point, which imports tech_ner.component.
     site = tmp_path / "site"
-    (site / "en_fake_tech").mkdir(parents=True)
-    shutil.copy(COMPONENT_FILE, site / "en_fake_tech" / "component.py")
-    (site / "en_fake_tech" / "__init__.py").write_text("from . import component\n")
+    _copy_runtime_files(site / "en_fake_tech")
     dist = site / "fake_tech_ner-0.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-tech-ner\nVersion: 0.0\n")
-    (dist / "entry_points.txt").write_text("[spacy_factories]\ntech_terms = tech_ner.component:make_tech_terms\n")
+    (dist / "entry_points.txt").write_text(
+        "[spacy_factories]\ntech_terms = tech_ner.component:make_tech_terms\n"
+        "bio_ner = tech_ner.bio_ner:make_bio_ner\ncpu_precision = tech_ner.precision:make_cpu_precision\n")
     script = textwrap.dedent("""
         import en_fake_tech, spacy
         from spacy.tokens import Span
         nlp = spacy.blank("en")  # loads the entry point: imports tech_ner.component
         import tech_ner.component
         nlp.add_pipe("tech_terms")
+        spacy.blank("en").add_pipe("bio_ner")
         doc = nlp.make_doc("Go and go")
         doc.ents = [Span(doc, 0, 1, "TECH"), Span(doc, 2, 3, "TECH")]
         print([(str(t), t.count) for t in nlp(doc)._.tech_terms])

@@ -1,0 +1,346 @@
+"""The `bio_ner` pipeline component: named entities by token classification.
+
+The head Hugging Face's `AutoModelForTokenClassification` puts on a BERT, as a
+trainable spaCy component: each token's vector (from a `TransformerListener`, or
+any tok2vec) goes through dropout and one linear layer to a softmax over IOB2 tags
+(`O`, `B-<label>`, `I-<label>` for each label), trained with token-level
+cross-entropy against the gold entities aligned to the predicted tokens (tokens
+whose gold tag cannot be aligned are left out of the loss, not guessed). Predicted
+tags are decoded into `doc.ents` by the best valid IOB2 sequence (Viterbi: `I-X`
+only after `B-X` or `I-X`), or greedily with seqeval's lenient reading.
+
+Compared with spaCy's transition-based `ner`, it reads every token in one matrix
+product (no parser state loop), so a step costs less, and its loss is the one
+BERT fine-tuning recipes are tuned for. It scores like `ner` (ents_p/r/f,
+ents_per_type) and is a drop-in: `[components.ner] factory = "bio_ner"`.
+
+Entities already on a document (from an `entity_ruler` before it) are kept;
+predicted entities overlapping them are left out.
+
+This file imports only its sibling runtime files (relatively), so `spacy package
+--code` can copy it flat into a pipeline package.
+"""
+from itertools import islice
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc, Span
+from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.util import registry
+from spacy.vocab import Vocab
+from thinc.api import Config, Dropout, Model, Softmax_v2, chain, glorot_uniform_init, set_dropout_rate, with_array
+from thinc.types import Floats2d
+
+from .factories import register_factory_once
+
+FACTORY_NAME = "bio_ner"
+FACTORY_VERSION = "tech_ner.bio_ner.v1"
+ARCHITECTURE = "tech_ner.TokenClassifier.v1"
+DECODINGS = ("viterbi", "greedy")
+OUTSIDE = "O"
+
+DEFAULT_MODEL_CONFIG = """
+[model]
+@architectures = "tech_ner.TokenClassifier.v1"
+nO = null
+dropout = 0.1
+
+[model.tok2vec]
+@architectures = "spacy.HashEmbedCNN.v2"
+pretrained_vectors = null
+width = 96
+depth = 4
+embed_size = 2000
+window_size = 1
+maxout_pieces = 3
+subword_features = true
+"""
+
+
+@registry.architectures(ARCHITECTURE)
+def build_token_classifier(
+    tok2vec: Model[List[Doc], List[Floats2d]], nO: Optional[int] = None, dropout: float = 0.1
+) -> Model[List[Doc], List[Floats2d]]:
+    """Token vectors -> dropout -> linear -> softmax over IOB2 tags (logits at prediction time).
+
+    tok2vec (Model[List[Doc], List[Floats2d]]): The token-to-vector subnetwork (a TransformerListener).
+    nO (Optional[int]): The number of tags; inferred from the labels at initialization when null.
+    dropout (float): Dropout on the token vectors before the linear layer, like BERT's classifier dropout.
+        The training's `dropout` setting overrides it while training.
+    RETURNS (Model[List[Doc], List[Floats2d]]): One (n_tokens, n_tags) array per document.
+    """
+    width = tok2vec.get_dim("nO") if tok2vec.has_dim("nO") else None
+    output_layer = Softmax_v2(nO, width, init_W=glorot_uniform_init, normalize_outputs=False)
+    model = chain(tok2vec, with_array(chain(Dropout(dropout), output_layer)))
+    model.set_ref("tok2vec", tok2vec)
+    model.set_ref("output_layer", output_layer)
+    return model
+
+
+def tag_names(labels: Sequence[str]) -> List[str]:
+    """The IOB2 tags for `labels`: O first, then B- and I- of each label in order."""
+    return [OUTSIDE] + [f"{prefix}-{label}" for label in labels for prefix in ("B", "I")]
+
+
+def _allowed(labels: Sequence[str]) -> Tuple[numpy.ndarray, numpy.ndarray]:
+    """Which tags may start a sequence, and which may follow which, in IOB2 (I-X only after B-X or I-X)."""
+    n_tags = 1 + 2 * len(labels)
+    start = numpy.ones(n_tags, dtype=bool)
+    follows = numpy.ones((n_tags, n_tags), dtype=bool)
+    for k in range(len(labels)):
+        inside = 2 + 2 * k
+        start[inside] = False
+        follows[:, inside] = False
+        follows[inside - 1, inside] = follows[inside, inside] = True
+    return start, follows
+
+
+def _log_softmax(scores: numpy.ndarray) -> numpy.ndarray:
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    return shifted - numpy.log(numpy.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def decode_viterbi(scores: numpy.ndarray, start: numpy.ndarray, follows: numpy.ndarray) -> numpy.ndarray:
+    """The valid IOB2 tag sequence with the highest total log-probability.
+
+    scores (numpy.ndarray): (n_tokens, n_tags) logits or log-probabilities.
+    start, follows: from `_allowed`.
+    RETURNS (numpy.ndarray): (n_tokens,) tag indices.
+    """
+    guess = scores.argmax(axis=1)
+    if len(guess) == 0 or (start[guess[0]] and follows[guess[:-1], guess[1:]].all()):
+        return guess  # the unconstrained best is valid, hence the best valid sequence
+    logp = _log_softmax(scores.astype("float64"))
+    blocked = numpy.where(follows, 0.0, -numpy.inf)
+    best = logp[0] + numpy.where(start, 0.0, -numpy.inf)
+    back = numpy.zeros(logp.shape, dtype="int64")
+    for i in range(1, len(logp)):
+        candidates = best[:, None] + blocked
+        back[i] = candidates.argmax(axis=0)
+        best = candidates.max(axis=0) + logp[i]
+    path = numpy.empty(len(logp), dtype="int64")
+    path[-1] = best.argmax()
+    for i in range(len(logp) - 1, 0, -1):
+        path[i - 1] = back[i, path[i]]
+    return path
+
+
+def tags_to_spans(tag_ids: Iterable[int], labels: Sequence[str]) -> List[Tuple[int, int, str]]:
+    """Token spans (start, end, label) of an IOB2 tag-index sequence; a stray I-X starts an entity
+    (seqeval's lenient reading), so no predicted tag is lost."""
+    spans: List[Tuple[int, int, str]] = []
+    current: Optional[List] = None
+    for i, tag in enumerate(tag_ids):
+        tag = int(tag)
+        if tag == 0:
+            current = None
+            continue
+        label = labels[(tag - 1) // 2]
+        if tag % 2 == 0 and current is not None and current[2] == label:  # I- continuing its entity
+            current[1] = i + 1
+            continue
+        current = [i, i + 1, label]
+        spans.append(current)  # type: ignore[arg-type]
+    return [tuple(s) for s in spans]  # type: ignore[misc]
+
+
+def biluo_to_tag_ids(tags: Sequence[Optional[str]], index: Dict[str, int]) -> Tuple[List[int], List[bool]]:
+    """Gold BILUO tags (from `Example.get_aligned_ner`) as IOB2 tag indices and a mask of known tags.
+
+    Missing or misaligned tokens (None, "-", "") are masked out. A label the component does not know raises.
+    """
+    ids, known = [], []
+    for tag in tags:
+        if tag is None or tag in ("-", ""):
+            ids.append(0)
+            known.append(False)
+            continue
+        if tag == OUTSIDE:
+            ids.append(0)
+        else:
+            prefix, label = tag.split("-", 1)
+            name = ("B-" if prefix in ("B", "U") else "I-") + label
+            if name not in index:
+                raise ValueError(
+                    f"[bio_ner] the training data has entity label {label!r}, which this component was not "
+                    f"initialized with ({', '.join(sorted({n[2:] for n in index if n != OUTSIDE}))}): "
+                    f"initialize it on data with every label, or map the label at conversion (--map)"
+                )
+            ids.append(index[name])
+        known.append(True)
+    return ids, known
+
+
+class BioNER(TrainablePipe):
+    """Named entities by token classification over IOB2 tags (see the module docstring)."""
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model,
+        name: str = "ner",
+        *,
+        decoding: str = "viterbi",
+        normalize: bool = True,
+        scorer: Optional[Callable] = None,
+    ) -> None:
+        """
+        decoding (str): "viterbi" (the best valid IOB2 sequence) or "greedy" (each token's best tag).
+        normalize (bool): Average the loss over the batch's tokens (True, as Hugging Face does) or sum it.
+        scorer (Optional[Callable]): Entity scorer; spaCy's NER scorer by default.
+        """
+        if decoding not in DECODINGS:
+            raise ValueError(f"[bio_ner] decoding {decoding!r}: expected one of {', '.join(DECODINGS)}")
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self._rehearsal_model = None
+        self.cfg: Dict = {"labels": [], "decoding": decoding, "normalize": normalize}
+        self.scorer = scorer
+        self._decode_cache: Optional[Tuple] = None
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        """RETURNS (Tuple[str, ...]): The entity labels."""
+        return tuple(self.cfg["labels"])
+
+    @property
+    def label_data(self) -> List[str]:
+        return list(self.labels)
+
+    @property
+    def tags(self) -> List[str]:
+        """RETURNS (List[str]): The IOB2 tags the model predicts, in output order."""
+        return tag_names(self.labels)
+
+    def add_label(self, label: str) -> int:
+        if not isinstance(label, str):
+            raise ValueError(f"[bio_ner] labels are strings, got {label!r}")
+        if label in self.labels:
+            return 0
+        self._allow_extra_label()
+        self.cfg["labels"].append(label)
+        self._decode_cache = None
+        return 1
+
+    def _constraints(self) -> Tuple[numpy.ndarray, numpy.ndarray]:
+        if self._decode_cache is None or self._decode_cache[0] != self.labels:
+            self._decode_cache = (self.labels, *_allowed(self.labels))
+        return self._decode_cache[1], self._decode_cache[2]
+
+    def predict(self, docs: Iterable[Doc]) -> List[numpy.ndarray]:
+        """RETURNS (List[numpy.ndarray]): One array of IOB2 tag indices per document."""
+        docs = list(docs)
+        if not any(len(doc) for doc in docs):
+            return [numpy.zeros((len(doc),), dtype="int64") for doc in docs]
+        scores = self.model.predict(docs)
+        start, follows = self._constraints()
+        guesses = []
+        for doc_scores in scores:
+            doc_scores = self.model.ops.to_numpy(doc_scores)
+            if self.cfg["decoding"] == "viterbi":
+                guesses.append(decode_viterbi(doc_scores, start, follows))
+            else:
+                guesses.append(doc_scores.argmax(axis=1))
+        return guesses
+
+    def set_annotations(self, docs: Iterable[Doc], tag_ids: List[numpy.ndarray]) -> None:
+        """Set `doc.ents` from the predicted tags; entities already set are kept, overlapping predictions dropped."""
+        labels = self.labels
+        for doc, ids in zip(docs, tag_ids):
+            preset = list(doc.ents)
+            taken = numpy.zeros(len(doc), dtype=bool)
+            for ent in preset:
+                taken[ent.start:ent.end] = True
+            spans = [Span(doc, s, e, label=label) for s, e, label in tags_to_spans(ids, labels)
+                     if not taken[s:e].any()]
+            doc.set_ents(preset + spans, default="outside")
+
+    def get_loss(self, examples: Iterable[Example], scores: List[Floats2d]) -> Tuple[float, List[Floats2d]]:
+        """Token cross-entropy of the softmax `scores` against the aligned gold tags; unaligned tokens masked out.
+
+        RETURNS (Tuple[float, List[Floats2d]]): The loss and its gradient with respect to `scores`.
+        """
+        validate_examples(examples, "BioNER.get_loss")
+        ops = self.model.ops
+        index = {tag: i for i, tag in enumerate(self.tags)}
+        golds = [biluo_to_tag_ids(eg.get_aligned_ner(), index) for eg in examples]
+        n_known = sum(sum(known) for _, known in golds)
+        scale = 1.0 / max(n_known, 1) if self.cfg["normalize"] else 1.0
+        loss = 0.0
+        d_scores = []
+        for (ids, known), probs in zip(golds, scores):
+            target = numpy.zeros(probs.shape, dtype="float32")
+            rows = numpy.arange(len(ids))
+            target[rows, ids] = 1.0
+            mask = numpy.asarray(known, dtype="float32")[:, None]
+            target, mask = ops.asarray2f(target), ops.asarray2f(mask)
+            d_scores.append((probs - target) * mask * scale)
+            gold_probs = (probs * target).sum(axis=1)
+            loss += float(-(ops.xp.log(ops.xp.maximum(gold_probs, 1e-12)) * mask[:, 0]).sum()) * scale
+        if numpy.isnan(loss):
+            raise ValueError(f"[bio_ner] the loss of {self.name!r} is NaN: lower the learning rate or clip gradients")
+        return loss, d_scores
+
+    def update(self, examples: Iterable[Example], *, drop: float = 0.0, sgd=None,
+               losses: Optional[Dict[str, float]] = None) -> Dict[str, float]:
+        """Learn from a batch of examples; RETURNS the losses, `losses[name]` increased by this batch's."""
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, "BioNER.update")
+        docs = [eg.predicted for eg in examples]
+        if not any(len(doc) for doc in docs):
+            return losses
+        set_dropout_rate(self.model, drop)
+        scores, backprop = self.model.begin_update(docs)
+        loss, d_scores = self.get_loss(examples, scores)
+        backprop(d_scores)
+        if sgd not in (None, False):
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        return losses
+
+    def initialize(self, get_examples: Callable[[], Iterable[Example]], *, nlp: Optional[Language] = None,
+                   labels: Optional[Sequence[str]] = None) -> None:
+        """Take the labels (given, or every entity label in the training examples) and size the model."""
+        validate_get_examples(get_examples, "BioNER.initialize")
+        if labels is None:
+            seen: Dict[str, None] = {}
+            for example in get_examples():
+                for ent in example.reference.ents:
+                    seen.setdefault(ent.label_, None)
+            labels = sorted(seen)
+        for label in labels:
+            self.add_label(label)
+        if not self.labels:
+            raise ValueError(f"[bio_ner] {self.name!r}: the training examples have no entities, so there are no "
+                             f"labels to learn: check the corpus (or give labels in [initialize.components])")
+        doc_sample = [eg.predicted for eg in islice(get_examples(), 10)]
+        n_tags = len(self.tags)
+        label_sample = [self.model.ops.alloc2f(len(doc), n_tags) for doc in doc_sample]
+        self.model.initialize(X=doc_sample, Y=label_sample)
+
+
+def make_bio_ner(nlp: Language, name: str, model: Model, decoding: str, normalize: bool,
+                 scorer: Optional[Callable]) -> BioNER:
+    """Create the `bio_ner` component (`nlp.add_pipe("bio_ner", name="ner")`); see `BioNER`."""
+    return BioNER(nlp.vocab, model, name, decoding=decoding, normalize=normalize, scorer=scorer)
+
+
+register_factory_once(
+    FACTORY_NAME,
+    FACTORY_VERSION,
+    make_bio_ner,
+    assigns=["doc.ents", "token.ent_iob", "token.ent_type"],
+    default_config={
+        "model": Config().from_str(DEFAULT_MODEL_CONFIG)["model"],
+        "decoding": "viterbi",
+        "normalize": True,
+        "scorer": {"@scorers": "spacy.ner_scorer.v1"},
+    },
+    default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
+)

@@ -1,0 +1,40 @@
+"""Register a pipeline factory once, even when two copies of its file are imported.
+
+`spacy package --code` copies the runtime files (this one included) flat into the
+pipeline package, so one process may import two copies of a component file: the
+package's and `tech_ner`'s (imported by the `spacy_factories` entry points whenever
+a Language is created). spaCy refuses to register one factory name from two files
+(E004), so a copy of the same factory version keeps the registration that came
+first; the two are interchangeable.
+
+This file imports nothing from its package; the runtime files import it relatively.
+"""
+from typing import Any, Callable
+
+from catalogue import RegistryError
+from spacy.language import Language
+from spacy.util import registry
+
+
+def registered_by_another_copy(name: str, version: str, func: Callable) -> bool:
+    """Whether factory `name` is already registered, at `version`, from a different file than `func`'s."""
+    try:
+        existing = registry.factories.get(name)
+    except RegistryError:
+        return False
+    other_file = getattr(existing, "__code__", None) is not None and (
+        existing.__code__.co_filename != func.__code__.co_filename  # not a reload of this file
+    )
+    return other_file and getattr(existing, "tech_ner_factory", None) == version and name in Language._factory_meta
+
+
+def register_factory_once(name: str, version: str, func: Callable, **factory_kwargs: Any) -> None:
+    """`Language.factory(name, **factory_kwargs)(func)`, unless another copy of the same version came first.
+
+    name (str): The factory name.
+    version (str): The factory's version tag: copies agree on it when they are interchangeable.
+    func (Callable): The factory function.
+    """
+    func.tech_ner_factory = version  # type: ignore[attr-defined]
+    if not registered_by_another_copy(name, version, func):
+        Language.factory(name, **factory_kwargs)(func)
