@@ -17,8 +17,8 @@ ents_per_type) and is a drop-in: `[components.ner] factory = "bio_ner"`.
 Entities already on a document (from an `entity_ruler` before it) are kept;
 predicted entities overlapping them are left out.
 
-This file imports only its sibling runtime files (relatively), so `spacy package
---code` can copy it flat into a pipeline package.
+This file imports only its sibling runtime files (relatively): the package step copies it
+flat into the pipeline package (tech_ner/package.py, RUNTIME_CODE).
 """
 from itertools import islice
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple

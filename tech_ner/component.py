@@ -15,8 +15,8 @@ to the process, so a second pipeline may reuse a name only with the same
 definition (same `labels` and `min_count`); otherwise it raises a ValueError
 instead of overwriting the first pipeline's attribute.
 
-This file imports only its sibling runtime files (relatively), so `spacy package --code`
-can copy it flat into a pipeline package.
+This file imports only its sibling runtime files (relatively): the package step copies it
+flat into the pipeline package (tech_ner/package.py, RUNTIME_CODE).
 """
 from dataclasses import dataclass, field
 from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
@@ -109,7 +109,7 @@ class _Getter:
     """Base of the extension getters: module-level, so they pickle (spawned
     `nlp.pipe` workers receive the extension state pickled), and compared by
     definition rather than identity, so re-creating a pipeline, or a second copy
-    of this file packaged with `spacy package --code`, counts as the same
+    of this file in a pipeline package, counts as the same
     extension.
     """
 

@@ -1,7 +1,7 @@
 """Register a pipeline factory once, even when two copies of its file are imported.
 
-`spacy package --code` copies the runtime files (this one included) flat into the
-pipeline package, so one process may import two copies of a component file: the
+The package step copies the runtime files (this one included) flat into the pipeline
+package, so one process may import two copies of a component file: the
 package's and `tech_ner`'s (imported by the `spacy_factories` entry points whenever
 a Language is created). spaCy refuses to register one factory name from two files
 (E004), so a copy of the same factory version keeps the registration that came

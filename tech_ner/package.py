@@ -30,12 +30,30 @@ def _run(cmd: List[str], where: Path, cwd: Optional[Path] = None) -> None:
 
 def _drop_own_requirement(pkg_dir: Path, module: str) -> None:
     """spaCy lists `tech-ner` as a requirement because our factories are registered by its entry points;
-    the package carries that code itself (--code), so it must not ask for this repository."""
+    the package carries that code itself (the runtime files), so it must not ask for this repository."""
     for meta_path in (pkg_dir / "meta.json", pkg_dir / module / "meta.json"):
         if meta_path.exists():
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
             meta["requirements"] = [r for r in meta.get("requirements", []) if not r.replace("_", "-").startswith("tech-ner")]
             write_text_atomic(meta_path, json.dumps(meta, indent=2))
+
+
+INIT_ANCHOR = "from spacy.util import load_model_from_init_py, get_model_meta\n"
+
+
+def _add_runtime_code(pkg_dir: Path, module: str) -> None:
+    """What `spacy package --code` does, but with the files imported as the package's submodules: copy the runtime
+    files flat into the package module and import them from its __init__.py (registering the factories)."""
+    init = pkg_dir / module / "__init__.py"
+    text = init.read_text(encoding="utf-8")
+    if INIT_ANCHOR not in text:
+        raise InputError(init, None, "spacy package wrote an __init__.py without the line this step adds the "
+                                     f"runtime imports after ({INIT_ANCHOR.strip()!r}): report this spaCy version")
+    files = runtime_code_files()
+    for path in files:
+        shutil.copy(path, pkg_dir / module / path.name)
+    imports = "".join(f"from . import {path.stem}  # noqa: F401\n" for path in files)
+    write_text_atomic(init, text.replace(INIT_ANCHOR, INIT_ANCHOR + imports, 1))
 
 
 def runtime_code_files() -> List[Path]:
@@ -176,12 +194,14 @@ def package(model: Path, output_dir: Path, *, name: str = "en_tech_ner", version
         meta["pipeline"], meta["components"] = staged["pipeline"], staged["components"]
         meta_file = Path(tmp) / "meta.json"
         write_text_atomic(meta_file, json.dumps(meta, indent=2))
-        code = ",".join(str(p) for p in runtime_code_files())
+        # No --code: spaCy would import each file alone to check it, which relative imports cannot survive;
+        # the factories resolve through tech-ner's entry points here, and the files are added below.
         cmd = [sys.executable, "-m", "spacy", "package", str(model), str(output_dir), "--meta-path", str(meta_file),
-               "--code", code, "--build", "none", "--force"]
+               "--build", "none", "--force"]
         _run(cmd, model)
     pkg_dir = output_dir / f"{meta['lang']}_{meta['name']}-{version}"
     _drop_own_requirement(pkg_dir, f"{meta['lang']}_{meta['name']}")
+    _add_runtime_code(pkg_dir, f"{meta['lang']}_{meta['name']}")
     shutil.rmtree(pkg_dir / "dist", ignore_errors=True)
     _run([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", "dist", "."], pkg_dir, cwd=pkg_dir)
     dist = output_dir / f"{meta['lang']}_{meta['name']}-{version}" / "dist"

@@ -23,8 +23,8 @@ applies it when the pipeline is loaded on CPU (its `from_disk` runs after the
 transformer's, when it comes later in the pipeline). It never applies itself
 while a pipeline is being trained.
 
-This file imports only its sibling runtime files (relatively), so `spacy package --code`
-can copy it flat into a pipeline package.
+This file imports only its sibling runtime files (relatively): the package step copies it
+flat into the pipeline package (tech_ner/package.py, RUNTIME_CODE).
 """
 import os
 import warnings

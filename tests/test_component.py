@@ -303,7 +303,7 @@ def test_multiprocessing_pipe_matches_single_process():
 
 
 def _copy_runtime_files(package_dir):
-    """What `spacy package --code` does: the runtime files copied flat into the pipeline package."""
+    """What the package step does: the runtime files copied flat into the pipeline package."""
     from tech_ner.package import runtime_code_files
 
     package_dir.mkdir(parents=True)
@@ -313,7 +313,7 @@ def _copy_runtime_files(package_dir):
 
 
 def test_a_packaged_copy_of_the_files_reuses_the_registrations(tmp_path, nlp, monkeypatch):
-    # `spacy package --code ...` imports flat copies next to tech_ner's modules
+    # an installed pipeline package imports flat copies next to tech_ner's modules
     import tech_ner.registrations  # noqa: F401
 
     factories = ("tech_terms", "cpu_precision", "bio_ner")
