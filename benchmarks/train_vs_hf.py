@@ -33,6 +33,7 @@ def main(
     config: Path = typer.Option(Path("configs/cpu_minilm.cfg")),
     epochs: int = typer.Option(2),
     batch_docs: int = typer.Option(3, help="Documents per batch in our training (about 5 sentences each here; the config default)"),
+    learn_rate: float = typer.Option(None, help="Our peak learning rate; default: project.yml's so_learn_rate"),
     overrides: str = typer.Option("", help="Extra config overrides for our run, e.g. '--training.optimizer.learn_rate.initial_rate=2e-4'"),
     skip_hf: bool = typer.Option(False, help="Reuse the HF result file instead of re-running it"),
     work: Path = typer.Option(Path("/tmp/train_vs_hf")),
@@ -42,6 +43,10 @@ def main(
     from tech_ner.export import read_docs
 
     work.mkdir(parents=True, exist_ok=True)
+    if learn_rate is None:
+        import srsly
+
+        learn_rate = float(srsly.read_yaml(ROOT / "project.yml")["vars"]["so_learn_rate"])
     hf_json = work / "hf.json"
     result = {"epochs": epochs, "data": str(data)}
     if not skip_hf:
@@ -55,12 +60,13 @@ def main(
                 "--paths.train", str(data / "train.spacy"), "--paths.dev", str(data / "dev.spacy"),
                 "--training.max_epochs", str(epochs), "--training.max_steps", "0",
                 "--training.optimizer.learn_rate.total_steps", str(steps), "--training.eval_frequency", str(steps),
-                "--corpora.dev.limit", "50", "--training.batcher.size", str(batch_docs)] + overrides.split()
+                "--corpora.dev.limit", "50", "--training.batcher.size", str(batch_docs),
+                "--training.optimizer.learn_rate.initial_rate", str(learn_rate)] + overrides.split()
     ours_wall = run(ours_cmd, work / "ours.log")
     run([sys.executable, "-m", "tech_ner", "evaluate", str(work / "ours" / "model-last"), str(data / "test.spacy"),
          "--names", "test", "-o", str(work / "ours_metrics")], work / "ours_eval.log")
     metrics = json.loads((work / "ours_metrics" / "metrics.json").read_text())["test"]
-    result["ours"] = {"process_seconds": round(ours_wall, 1), "steps": steps, "batch_docs": batch_docs,
+    result["ours"] = {"process_seconds": round(ours_wall, 1), "steps": steps, "batch_docs": batch_docs, "learn_rate": learn_rate,
                       "train_docs": n_docs, "overrides": overrides, "config": str(config),
                       "seqeval_default": metrics["seqeval_default"], "seqeval_strict": metrics["seqeval_strict"],
                       "spacy": {k: metrics["spacy"][k] for k in ("ents_p", "ents_r", "ents_f")}}
