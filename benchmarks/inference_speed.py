@@ -327,6 +327,8 @@ def main(
         raise typer.BadParameter(f"unknown runs {sorted(unknown)}; choose from {', '.join(RUNS)}")
     if not (Path(model).exists() or "/" not in model):
         raise typer.BadParameter(f"{model}: no such pipeline (train one first, or pass --model)")
+    if f1 and not test.exists():  # checked before the speed runs, not after them
+        raise typer.BadParameter(f"--test {test}: no such file (spacy project run convert makes it; or --no-f1)")
     sentences = corpus_sentences(ROOT / bio_dir)
     texts = make_documents(sentences, docs, words)
     if clip_words:
