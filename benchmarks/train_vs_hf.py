@@ -34,7 +34,7 @@ def main(
     epochs: int = typer.Option(2),
     batch_docs: int = typer.Option(3, help="Documents per batch in our training (about 5 sentences each here; the config default)"),
     learn_rate: float = typer.Option(None, help="Our peak learning rate; default: project.yml's so_learn_rate"),
-    overrides: str = typer.Option("", help="Extra config overrides for our run, e.g. '--training.optimizer.learn_rate.initial_rate=2e-4'"),
+    overrides: str = typer.Option("", help="Extra config overrides for our run, e.g. '--training.optimizer.learn_rate.warmup_steps=50'"),
     skip_hf: bool = typer.Option(False, help="Reuse the HF result file instead of re-running it"),
     work: Path = typer.Option(Path("/tmp/train_vs_hf")),
     out: Path = typer.Option(Path("benchmarks/results/train_vs_hf.json")),

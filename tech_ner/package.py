@@ -199,12 +199,13 @@ def package(model: Path, output_dir: Path, *, name: str = "en_tech_ner", version
         cmd = [sys.executable, "-m", "spacy", "package", str(model), str(output_dir), "--meta-path", str(meta_file),
                "--build", "none", "--force"]
         _run(cmd, model)
-    pkg_dir = output_dir / f"{meta['lang']}_{meta['name']}-{version}"
-    _drop_own_requirement(pkg_dir, f"{meta['lang']}_{meta['name']}")
-    _add_runtime_code(pkg_dir, f"{meta['lang']}_{meta['name']}")
+    module = f"{meta['lang']}_{meta['name']}"
+    pkg_dir = output_dir / f"{module}-{version}"
+    _drop_own_requirement(pkg_dir, module)
+    _add_runtime_code(pkg_dir, module)
     shutil.rmtree(pkg_dir / "dist", ignore_errors=True)
     _run([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", "dist", "."], pkg_dir, cwd=pkg_dir)
-    dist = output_dir / f"{meta['lang']}_{meta['name']}-{version}" / "dist"
+    dist = pkg_dir / "dist"
     wheels = list(dist.glob("*.whl"))
     if not wheels:
         raise InputError(dist, None, "spacy package wrote no wheel")
