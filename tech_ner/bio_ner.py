@@ -30,7 +30,8 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.util import registry
 from spacy.vocab import Vocab
-from thinc.api import Config, Dropout, Model, Softmax_v2, chain, glorot_uniform_init, set_dropout_rate, with_array
+from thinc.api import (Config, Dropout, Model, Softmax_v2, chain, concatenate, glorot_uniform_init, set_dropout_rate,
+                       with_array)
 from thinc.types import Floats2d
 
 from .factories import register_factory_once
@@ -38,6 +39,7 @@ from .factories import register_factory_once
 FACTORY_NAME = "bio_ner"
 FACTORY_VERSION = "tech_ner.bio_ner.v1"
 ARCHITECTURE = "tech_ner.TokenClassifier.v1"
+FEATURES_ARCHITECTURE = "tech_ner.WithTokenFeatures.v1"
 DECODINGS = ("viterbi", "greedy")
 OUTSIDE = "O"
 
@@ -76,6 +78,37 @@ def build_token_classifier(
     model = chain(tok2vec, with_array(chain(Dropout(dropout), output_layer)))
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("output_layer", output_layer)
+    return model
+
+
+@registry.architectures(FEATURES_ARCHITECTURE)
+def build_with_token_features(
+    tok2vec: Model[List[Doc], List[Floats2d]],
+    width: int = 64,
+    attrs: Sequence[str] = ("SHAPE", "PREFIX", "SUFFIX"),
+    rows: Sequence[int] = (1000, 2500, 2500),
+) -> Model[List[Doc], List[Floats2d]]:
+    """Token vectors with the spelling an uncased backbone cannot see, side by side.
+
+    An uncased WordPiece vocabulary reads "Java", "JAVA" and "java" alike, and splits "Node.js" or
+    "setState" into pieces that lose their shape. This puts spaCy's hash embeddings of each token's
+    lexical attributes (SHAPE: case, digits and punctuation, like "Xxxxx" or "xxxx.xx"; PREFIX;
+    SUFFIX) next to `tok2vec`'s vectors, trained with the head.
+
+    tok2vec (Model[List[Doc], List[Floats2d]]): The token vectors to extend (a TransformerListener).
+    width (int): Width of the feature vectors added to each token.
+    attrs (Sequence[str]): Token attributes to embed (spaCy attribute names, like spacy.MultiHashEmbed.v2).
+    rows (Sequence[int]): Hash table rows for each attribute.
+    RETURNS (Model[List[Doc], List[Floats2d]]): tok2vec's vectors with `width` more columns.
+    """
+    if len(attrs) != len(rows) or not attrs:
+        raise ValueError(f"[bio_ner] {FEATURES_ARCHITECTURE}: give one row count per attribute "
+                         f"(attrs {list(attrs)}, rows {list(rows)})")
+    make_embed = registry.architectures.get("spacy.MultiHashEmbed.v2")
+    features = make_embed(width=width, attrs=list(attrs), rows=list(rows), include_static_vectors=False)
+    model = concatenate(tok2vec, features)
+    model.set_ref("tok2vec", tok2vec)
+    model.set_ref("features", features)
     return model
 
 
@@ -184,11 +217,14 @@ class BioNER(TrainablePipe):
         *,
         decoding: str = "viterbi",
         normalize: bool = True,
+        learn_rate_scale: float = 1.0,
         scorer: Optional[Callable] = None,
     ) -> None:
         """
         decoding (str): "viterbi" (the best valid IOB2 sequence) or "greedy" (each token's best tag).
         normalize (bool): Average the loss over the batch's tokens (True, as Hugging Face does) or sum it.
+        learn_rate_scale (float): The head's learning rate as a multiple of the optimizer's (which the
+            transformer uses): a freshly initialised head often learns best faster than the pretrained body.
         scorer (Optional[Callable]): Entity scorer; spaCy's NER scorer by default.
         """
         if decoding not in DECODINGS:
@@ -197,7 +233,10 @@ class BioNER(TrainablePipe):
         self.model = model
         self.name = name
         self._rehearsal_model = None
+        if not learn_rate_scale > 0:
+            raise ValueError(f"[bio_ner] learn_rate_scale {learn_rate_scale!r}: expected a number above 0")
         self.cfg: Dict = {"labels": [], "decoding": decoding, "normalize": normalize}
+        self.learn_rate_scale = float(learn_rate_scale)
         self.scorer = scorer
         self._decode_cache: Optional[Tuple] = None
 
@@ -304,6 +343,10 @@ class BioNER(TrainablePipe):
         losses[self.name] += loss
         return losses
 
+    def finish_update(self, sgd) -> None:
+        """Update the head's weights with `sgd`, its learning rate scaled by `learn_rate_scale`."""
+        self.model.finish_update(sgd if self.learn_rate_scale == 1.0 else _ScaledOptimizer(sgd, self.learn_rate_scale))
+
     def initialize(self, get_examples: Callable[[], Iterable[Example]], *, nlp: Optional[Language] = None,
                    labels: Optional[Sequence[str]] = None) -> None:
         """Take the labels (given, or every entity label in the training examples) and size the model."""
@@ -325,10 +368,25 @@ class BioNER(TrainablePipe):
         self.model.initialize(X=doc_sample, Y=label_sample)
 
 
-def make_bio_ner(nlp: Language, name: str, model: Model, decoding: str, normalize: bool,
+class _ScaledOptimizer:
+    """An optimizer as `model.finish_update` calls it, every step's learning rate scaled by `scale`."""
+
+    def __init__(self, sgd, scale: float) -> None:
+        self.sgd = sgd
+        self.scale = scale
+
+    def __call__(self, key, weights, gradient, *, lr_scale: float = 1.0):
+        return self.sgd(key, weights, gradient, lr_scale=lr_scale * self.scale)
+
+    def __getattr__(self, name):
+        return getattr(self.sgd, name)
+
+
+def make_bio_ner(nlp: Language, name: str, model: Model, decoding: str, normalize: bool, learn_rate_scale: float,
                  scorer: Optional[Callable]) -> BioNER:
     """Create the `bio_ner` component (`nlp.add_pipe("bio_ner", name="ner")`); see `BioNER`."""
-    return BioNER(nlp.vocab, model, name, decoding=decoding, normalize=normalize, scorer=scorer)
+    return BioNER(nlp.vocab, model, name, decoding=decoding, normalize=normalize, learn_rate_scale=learn_rate_scale,
+                  scorer=scorer)
 
 
 register_factory_once(
@@ -340,6 +398,7 @@ register_factory_once(
         "model": Config().from_str(DEFAULT_MODEL_CONFIG)["model"],
         "decoding": "viterbi",
         "normalize": True,
+        "learn_rate_scale": 1.0,
         "scorer": {"@scorers": "spacy.ner_scorer.v1"},
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},

@@ -141,3 +141,24 @@ def test_loss_ignores_tokens_that_do_not_align():
     _, d_scores = ner.get_loss([eg], probs)
     assert numpy.abs(d_scores[0][1]).sum() == 0  # "Node.js": the gold entity is only "Node"
     assert numpy.abs(d_scores[0][0]).sum() > 0
+
+
+def test_learn_rate_scale_reaches_the_optimizer():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bio_ner", name="ner", config={"learn_rate_scale": 4.0})
+    examples = [Example.from_dict(nlp.make_doc(t), {"entities": e}) for t, e in TRAIN]
+    optimizer = nlp.initialize(lambda: examples)
+    seen = []
+
+    class Recording:
+        def __call__(self, key, weights, gradient, *, lr_scale=1.0):
+            seen.append(lr_scale)
+            return optimizer(key, weights, gradient, lr_scale=lr_scale)
+
+    before = nlp.get_pipe("ner").model.get_ref("output_layer").get_param("W").copy()
+    nlp.update(examples, sgd=Recording())
+    assert seen and set(seen) == {4.0}
+    assert not numpy.array_equal(before, nlp.get_pipe("ner").model.get_ref("output_layer").get_param("W"))
+    assert nlp.get_pipe("ner").learn_rate_scale == 4.0
+    with pytest.raises(ValueError, match="learn_rate_scale 0"):
+        nlp.add_pipe("bio_ner", name="ner2", config={"learn_rate_scale": 0})
