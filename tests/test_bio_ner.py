@@ -166,46 +166,6 @@ def test_learn_rate_scale_reaches_the_optimizer():
         nlp.add_pipe("bio_ner", name="ner2", config={"learn_rate_scale": 0})
 
 
-FEATURES_MODEL = {
-    "@architectures": "tech_ner.TokenClassifier.v1",
-    "dropout": 0.1,
-    "tok2vec": {
-        "@architectures": "tech_ner.WithTokenFeatures.v1",
-        "width": 16,
-        "attrs": ["SHAPE", "SUFFIX"],
-        "rows": [500, 500],
-        "tok2vec": {"@architectures": "spacy.HashEmbedCNN.v2", "width": 32, "depth": 1, "embed_size": 500,
-                    "window_size": 1, "maxout_pieces": 2, "subword_features": True, "pretrained_vectors": None},
-    },
-}
-
-
-def test_token_features_widen_the_vectors_and_see_case(tmp_path):
-    nlp = spacy.blank("en")
-    nlp.add_pipe("bio_ner", name="ner", config={"model": FEATURES_MODEL})
-    examples = [Example.from_dict(nlp.make_doc(t), {"entities": e}) for t, e in TRAIN]
-    optimizer = nlp.initialize(lambda: examples)
-    for _ in range(60):
-        nlp.update(examples, sgd=optimizer)
-    assert nlp.evaluate(examples)["ents_f"] == 1.0
-    tok2vec = nlp.get_pipe("ner").model.get_ref("tok2vec")
-    vectors = tok2vec.predict([nlp.make_doc("Java java")])[0]
-    assert vectors.shape == (2, 48)
-    features = tok2vec.get_ref("features")
-    assert not numpy.allclose(features.predict([nlp.make_doc("Java")])[0], features.predict([nlp.make_doc("java")])[0])
-    nlp.to_disk(tmp_path / "p")
-    loaded = spacy.load(tmp_path / "p")
-    text = TRAIN[0][0]
-    assert [(e.text, e.label_) for e in loaded(text).ents] == [(e.text, e.label_) for e in nlp(text).ents]
-
-
-def test_token_features_need_one_row_count_per_attribute():
-    nlp = spacy.blank("en")
-    model = {**FEATURES_MODEL, "tok2vec": {**FEATURES_MODEL["tok2vec"], "rows": [500]}}
-    with pytest.raises(ValueError, match="one row count per attribute"):
-        nlp.add_pipe("bio_ner", name="ner", config={"model": model})
-
-
 def test_first_wordpiece_pooling_gives_zeros_to_tokens_without_wordpieces():
     pooling = reduce_first_or_zero()
     wordpieces = Ragged(numpy.arange(12, dtype="f").reshape(6, 2), numpy.array([2, 0, 3, 1], dtype="i"))
