@@ -31,14 +31,13 @@ from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.util import registry
 from spacy.vocab import Vocab
 from thinc.api import Config, Dropout, Model, Softmax_v2, chain, glorot_uniform_init, set_dropout_rate, with_array
-from thinc.types import Floats2d, Ragged
+from thinc.types import Floats2d
 
 from .factories import register_factory_once
 
 FACTORY_NAME = "bio_ner"
 FACTORY_VERSION = "tech_ner.bio_ner.v1"
 ARCHITECTURE = "tech_ner.TokenClassifier.v1"
-FIRST_POOLING = "tech_ner.reduce_first.v1"
 DECODINGS = ("viterbi", "greedy")
 OUTSIDE = "O"
 
@@ -78,31 +77,6 @@ def build_token_classifier(
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("output_layer", output_layer)
     return model
-
-
-@registry.layers(FIRST_POOLING)
-def reduce_first_or_zero() -> Model[Ragged, Floats2d]:
-    """Each token's first wordpiece vector, as Hugging Face's token classification labels words; zeros for a token
-    with no wordpiece (thinc's `reduce_first.v1` refuses those)."""
-    return Model("reduce_first_or_zero", _reduce_first_forward)
-
-
-def _reduce_first_forward(model: Model, Xr: Ragged, is_train: bool):
-    ops = model.ops
-    data = Xr.dataXd
-    lengths = ops.to_numpy(Xr.lengths).astype("int64")
-    starts = numpy.concatenate([[0], numpy.cumsum(lengths)[:-1]]).astype("int64")
-    present = numpy.flatnonzero(lengths > 0)
-    rows = ops.asarray1i(starts[present])
-    Y = ops.alloc2f(len(lengths), data.shape[1])
-    Y[ops.asarray1i(present)] = data[rows]
-
-    def backprop(dY: Floats2d) -> Ragged:
-        dX = ops.alloc2f(*data.shape)
-        dX[rows] = dY[ops.asarray1i(present)]
-        return Ragged(dX, Xr.lengths)
-
-    return Y, backprop
 
 
 def tag_names(labels: Sequence[str]) -> List[str]:

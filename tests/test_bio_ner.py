@@ -7,9 +7,7 @@ import spacy
 from spacy.training import Example
 
 import tech_ner.registrations  # noqa: F401
-from thinc.types import Ragged
-
-from tech_ner.bio_ner import _allowed, biluo_to_tag_ids, decode_viterbi, reduce_first_or_zero, tag_names, tags_to_spans
+from tech_ner.bio_ner import _allowed, biluo_to_tag_ids, decode_viterbi, tag_names, tags_to_spans
 
 LABELS = ["LIB", "TECH"]  # tags: O, B-LIB, I-LIB, B-TECH, I-TECH
 
@@ -165,12 +163,3 @@ def test_learn_rate_scale_reaches_the_optimizer():
     with pytest.raises(ValueError, match="learn_rate_scale 0"):
         nlp.add_pipe("bio_ner", name="ner2", config={"learn_rate_scale": 0})
 
-
-def test_first_wordpiece_pooling_gives_zeros_to_tokens_without_wordpieces():
-    pooling = reduce_first_or_zero()
-    wordpieces = Ragged(numpy.arange(12, dtype="f").reshape(6, 2), numpy.array([2, 0, 3, 1], dtype="i"))
-    Y, backprop = pooling(wordpieces, is_train=True)
-    assert Y.tolist() == [[0, 1], [0, 0], [4, 5], [10, 11]]
-    dX = backprop(numpy.array([[1, 2], [3, 4], [5, 6], [7, 8]], dtype="f"))
-    assert dX.dataXd.tolist() == [[1, 2], [0, 0], [5, 6], [0, 0], [0, 0], [7, 8]]
-    assert list(dX.lengths) == [2, 0, 3, 1]
