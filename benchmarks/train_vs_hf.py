@@ -4,7 +4,10 @@ Both train on the StackOverflow NER train split mapped to TECH (corpus/stackover
 `spacy project run convert-so`) for the same number of epochs and are scored with seqeval on the test
 split. Wall times are whole processes (loading, training, saving), measured one after the other.
 
-    python benchmarks/train_vs_hf.py --epochs 2 --out benchmarks/results/train_vs_hf.json
+    python benchmarks/train_vs_hf.py --epochs 2 --seeds 0,1 --out benchmarks/results/train_vs_hf.json
+
+Each seed trains both recipes once (HF's `seed`, our `system.seed`); one seed is one sample of noise
+worth several tenths of a point here, so the verdict compares the means over the seeds given.
 """
 import json
 import math
@@ -32,10 +35,11 @@ def main(
     data: Path = typer.Option(Path("corpus/stackoverflow")),
     config: Path = typer.Option(Path("configs/cpu_minilm.cfg")),
     epochs: int = typer.Option(2),
+    seeds: str = typer.Option("0", help="Comma-separated seeds; each trains both recipes once, and the verdict compares the means"),
     batch_docs: int = typer.Option(3, help="Documents per batch in our training (about 5 sentences each here; the config default)"),
     learn_rate: float = typer.Option(None, help="Our peak learning rate; default: project.yml's so_learn_rate"),
     overrides: str = typer.Option("", help="Extra config overrides for our run, e.g. '--training.optimizer.learn_rate.warmup_steps=50'"),
-    skip_hf: bool = typer.Option(False, help="Reuse the HF result file instead of re-running it"),
+    skip_hf: bool = typer.Option(False, help="Reuse the HF result files of an earlier run instead of re-running them"),
     work: Path = typer.Option(Path("/tmp/train_vs_hf")),
     out: Path = typer.Option(Path("benchmarks/results/train_vs_hf.json")),
 ):
@@ -47,35 +51,61 @@ def main(
         import srsly
 
         learn_rate = float(srsly.read_yaml(ROOT / "project.yml")["vars"]["so_learn_rate"])
-    hf_json = work / "hf.json"
-    result = {"epochs": epochs, "data": str(data)}
-    if not skip_hf:
-        hf_wall = run([sys.executable, "benchmarks/hf_trainer_baseline.py", "--train", str(data / "train.spacy"),
-                       "--test", str(data / "test.spacy"), "--epochs", str(epochs), "--out", str(hf_json)], work / "hf.log")
-        result["hf_process_seconds"] = round(hf_wall, 1)
-    result["hf"] = json.loads(hf_json.read_text())
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise SystemExit(f"--seeds {seeds!r}: expected comma-separated integers, like 0,1")
+    if not seed_list:
+        raise SystemExit("--seeds: give at least one seed")
     n_docs = sum(1 for _ in read_docs([data / "train.spacy"]))
     steps = math.ceil(n_docs / batch_docs) * epochs
-    ours_cmd = [sys.executable, "scripts/train.py", str(config), str(work / "ours"),
-                "--paths.train", str(data / "train.spacy"), "--paths.dev", str(data / "dev.spacy"),
-                "--training.max_epochs", str(epochs), "--training.max_steps", "0",
-                "--training.optimizer.learn_rate.total_steps", str(steps), "--training.eval_frequency", str(steps),
-                "--corpora.dev.limit", "50", "--training.batcher.size", str(batch_docs),
-                "--training.optimizer.learn_rate.initial_rate", str(learn_rate)] + overrides.split()
-    ours_wall = run(ours_cmd, work / "ours.log")
-    run([sys.executable, "-m", "tech_ner", "evaluate", str(work / "ours" / "model-last"), str(data / "test.spacy"),
-         "--names", "test", "-o", str(work / "ours_metrics")], work / "ours_eval.log")
-    metrics = json.loads((work / "ours_metrics" / "metrics.json").read_text())["test"]
-    result["ours"] = {"process_seconds": round(ours_wall, 1), "steps": steps, "batch_docs": batch_docs, "learn_rate": learn_rate,
-                      "train_docs": n_docs, "overrides": overrides, "config": str(config),
-                      "seqeval_default": metrics["seqeval_default"], "seqeval_strict": metrics["seqeval_strict"],
-                      "spacy": {k: metrics["spacy"][k] for k in ("ents_p", "ents_r", "ents_f")}}
-    hf_f = result["hf"]["seqeval_default"]["f"]
-    ours_f = metrics["seqeval_default"]["f"]
-    result["verdict"] = {
-        "f1_ours_minus_hf (seqeval default)": round(ours_f - hf_f, 4),
-        "wall_ours_over_hf": round(ours_wall / result["hf_process_seconds"], 3) if "hf_process_seconds" in result else None,
-    }
+    runs = []
+    for seed in seed_list:
+        run_dir = work / f"seed{seed}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        hf_json = run_dir / "hf.json"
+        row = {"seed": seed}
+        if not skip_hf:
+            hf_wall = run([sys.executable, "benchmarks/hf_trainer_baseline.py", "--train", str(data / "train.spacy"),
+                           "--test", str(data / "test.spacy"), "--epochs", str(epochs), "--seed", str(seed),
+                           "--out", str(hf_json)], run_dir / "hf.log")
+            row["hf_process_seconds"] = round(hf_wall, 1)
+        row["hf"] = json.loads(hf_json.read_text())
+        ours_cmd = [sys.executable, "scripts/train.py", str(config), str(run_dir / "ours"),
+                    "--paths.train", str(data / "train.spacy"), "--paths.dev", str(data / "dev.spacy"),
+                    "--system.seed", str(seed),
+                    "--training.max_epochs", str(epochs), "--training.max_steps", "0",
+                    "--training.optimizer.learn_rate.total_steps", str(steps), "--training.eval_frequency", str(steps),
+                    "--corpora.dev.limit", "50", "--training.batcher.size", str(batch_docs),
+                    "--training.optimizer.learn_rate.initial_rate", str(learn_rate)] + overrides.split()
+        ours_wall = run(ours_cmd, run_dir / "ours.log")
+        run([sys.executable, "-m", "tech_ner", "evaluate", str(run_dir / "ours" / "model-last"), str(data / "test.spacy"),
+             "--names", "test", "-o", str(run_dir / "ours_metrics")], run_dir / "ours_eval.log")
+        metrics = json.loads((run_dir / "ours_metrics" / "metrics.json").read_text())["test"]
+        row["ours"] = {"process_seconds": round(ours_wall, 1), "seqeval_default": metrics["seqeval_default"],
+                       "seqeval_strict": metrics["seqeval_strict"],
+                       "spacy": {k: metrics["spacy"][k] for k in ("ents_p", "ents_r", "ents_f")}}
+        runs.append(row)
+        typer.echo(f"seed {seed}: HF F1 {row['hf']['seqeval_default']['f']:.4f}, ours {metrics['seqeval_default']['f']:.4f}")
+
+    def mean(values):
+        return round(sum(values) / len(values), 4)
+
+    hf_f = mean([r["hf"]["seqeval_default"]["f"] for r in runs])
+    ours_f = mean([r["ours"]["seqeval_default"]["f"] for r in runs])
+    result = {"epochs": epochs, "data": str(data), "seeds": seed_list,
+              "ours_settings": {"steps": steps, "batch_docs": batch_docs, "learn_rate": learn_rate, "train_docs": n_docs,
+                                "overrides": overrides, "config": str(config)},
+              "runs": runs,
+              "mean": {"hf_f1": hf_f, "ours_f1": ours_f,
+                       "ours_process_seconds": mean([r["ours"]["process_seconds"] for r in runs])}}
+    verdict = {"f1_ours_minus_hf (seqeval default, mean over seeds)": round(ours_f - hf_f, 4),
+               "seeds_where_ours_f1_is_at_least_hf": sum(r["ours"]["seqeval_default"]["f"] >= r["hf"]["seqeval_default"]["f"]
+                                                        for r in runs)}
+    if not skip_hf:
+        result["mean"]["hf_process_seconds"] = mean([r["hf_process_seconds"] for r in runs])
+        verdict["wall_ours_over_hf"] = round(result["mean"]["ours_process_seconds"] / result["mean"]["hf_process_seconds"], 3)
+    result["verdict"] = verdict
     write_text_atomic(out, json.dumps(result, indent=2) + "\n")
     typer.echo(json.dumps(result, indent=2))
 
