@@ -1,14 +1,14 @@
 """`tech_ner.Adam.v1`: thinc's Adam with layer-wise learning-rate decay for a transformer backbone.
 
-Fine-tuning recipes (ELECTRA, DeBERTa and most NER leaderboards since) give a BERT's lower
-layers smaller steps than its upper ones: layer `i` of `L` learns at `layer_decay ** (L - i)`
-times the rate, the embeddings at `layer_decay ** (L + 1)`, and the randomly initialised head
-at the full rate. With `layer_decay = 1.0` this is exactly thinc's `Adam.v1`.
+Some fine-tuning recipes (ELECTRA's, for one) give a BERT's lower layers smaller steps than its
+upper ones: layer `i` (counted from 0) of `L` learns at `layer_decay ** (L - i)` times the rate,
+the embeddings at `layer_decay ** (L + 1)`, and the randomly initialised head at the full rate.
+With `layer_decay = 1.0` this is exactly thinc's `Adam.v1`.
 
 The optimizer sees parameters only by name: a PyTorch parameter named like
 `...layer.3...` (BERT, RoBERTa, DistilBERT, ...) is layer 3, one with `embed` in its name is an
-embedding, anything else (the head, thinc layers) gets the full rate. `L` is the highest layer
-index seen so far; the first update already runs every layer, and falls in the warm-up where the
+embedding, anything else (the head, thinc layers) gets the full rate. `L` is one more than the
+highest layer index seen so far; the first update already runs every layer, and falls in the warm-up where the
 rate is near zero, so the scales are right from the second step on.
 """
 import re

@@ -162,4 +162,3 @@ def test_learn_rate_scale_reaches_the_optimizer():
     assert nlp.get_pipe("ner").learn_rate_scale == 4.0
     with pytest.raises(ValueError, match="learn_rate_scale 0"):
         nlp.add_pipe("bio_ner", name="ner2", config={"learn_rate_scale": 0})
-
