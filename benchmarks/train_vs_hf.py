@@ -95,7 +95,7 @@ def main(
                     "--training.max_epochs", str(epochs), "--training.max_steps", "0",
                     "--training.optimizer.learn_rate.total_steps", str(steps), "--training.eval_frequency", str(steps),
                     "--corpora.dev.limit", "50", "--training.optimizer.learn_rate.initial_rate", str(learn_rate)]
-                    + batcher + overrides.split())
+        ours_cmd += batcher + overrides.split()
         ours_wall = run(ours_cmd, run_dir / "ours.log")
         run([sys.executable, "-m", "tech_ner", "evaluate", str(run_dir / "ours" / "model-last"), str(data / "test.spacy"),
              "--names", "test", "-o", str(run_dir / "ours_metrics")], run_dir / "ours_eval.log")
