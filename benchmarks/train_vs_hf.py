@@ -22,6 +22,8 @@ from typing import List
 import typer
 
 ROOT = Path(__file__).resolve().parent.parent
+# sentences the padded batcher sorts by length at a time: spaCy's default, passed on and used to count the steps
+PADDED_BUFFER = 256
 
 
 def run(cmd: List[str], log: Path) -> float:
@@ -73,9 +75,9 @@ def main(
         batcher = ["--training.batcher.size", str(batch_docs)]
     else:
         # batches per epoch as spaCy's padded batcher makes them (the shuffle moves the count by a batch or two)
-        steps = sum(1 for _ in minibatch_by_padded_size(train_docs, size=batch_tokens, buffer=256)) * epochs
+        steps = sum(1 for _ in minibatch_by_padded_size(train_docs, size=batch_tokens, buffer=PADDED_BUFFER)) * epochs
         batcher = ["--training.batcher.@batchers", "spacy.batch_by_padded.v1", "--training.batcher.size", str(batch_tokens),
-                   "--training.batcher.buffer", "256", "--training.batcher.discard_oversize", "false"]
+                   "--training.batcher.buffer", str(PADDED_BUFFER), "--training.batcher.discard_oversize", "false"]
     del train_docs
     runs = []
     for seed in seed_list:
