@@ -1,14 +1,80 @@
 """Atomic output: write to a temporary sibling, then rename over the target.
 
 A crash or an InputError part-way leaves the previous output (or nothing) in
-place, never half a file.
+place, never half a file. No output ever removes a file the tool did not
+write: a folder output is written only where the folder is new, empty, or
+holds nothing but an earlier output of the same kind (listed in its
+`OUTPUT_MANIFEST`), and outputs get the permissions the user's umask gives.
 """
 import contextlib
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Iterator, List, Union
+
+from .problems import InputError
+
+# Written into every folder output: the files the tool wrote there, and so may replace next time.
+OUTPUT_MANIFEST = ".tech-ner-output.json"
+
+
+def current_umask() -> int:
+    """The process's umask (read without changing it where /proc allows)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _apply_umask(path: Path) -> None:
+    """mkstemp and mkdtemp create 0600 / 0700 whatever the umask; give the output the mode a plain open() would."""
+    mask = current_umask()
+    if path.is_dir():
+        os.chmod(path, 0o777 & ~mask)
+        for child in path.iterdir():
+            if child.is_file():
+                os.chmod(child, 0o666 & ~mask)
+    elif path.exists():
+        os.chmod(path, 0o666 & ~mask)
+
+
+def _own_files(folder: Path) -> List[str]:
+    """The files an earlier run wrote into `folder` (from its manifest; none without one)."""
+    try:
+        names = json.loads((folder / OUTPUT_MANIFEST).read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [n for n in names if isinstance(n, str)]
+
+
+def check_output(path: Union[str, Path], *, is_dir: bool = False) -> None:
+    """Refuse an output that would remove or overwrite something the tool did not write.
+
+    RAISES InputError: a file output that is a folder; a folder output that is a
+        file, or a non-empty folder holding files not written by an earlier run.
+    """
+    path = Path(path)
+    if not is_dir:
+        if path.is_dir():
+            raise InputError(path, None, "is a folder; give a file name for the output (nothing was written)")
+        return
+    if path.exists() and not path.is_dir():
+        raise InputError(path, None, "is a file; give a new or empty folder for this output (nothing was written)")
+    if path.is_dir():
+        own = set(_own_files(path)) | {OUTPUT_MANIFEST}
+        foreign = sorted(p.name for p in path.iterdir() if p.name not in own)
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+            raise InputError(path, None, f"holds files this tool did not write ({shown}); give a new or empty "
+                                         "folder for the output (nothing was written)")
 
 
 @contextlib.contextmanager
@@ -17,20 +83,29 @@ def atomic_path(path: Union[str, Path], *, is_dir: bool = False) -> Iterator[Pat
 
     path (Path): The final file or folder.
     is_dir (bool): Whether the output is a folder (created empty for the caller).
+    RAISES InputError: the output would remove something the tool did not write (see check_output).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if is_dir:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    else:
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        tmp = Path(name)
+    check_output(path, is_dir=is_dir)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if is_dir:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        else:
+            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            os.close(fd)
+            tmp = Path(name)
+    except OSError as e:
+        raise InputError(path, None, f"cannot write the output here ({e.strerror or e}); choose another path") from None
     try:
         yield tmp
         if is_dir:
+            names = sorted(p.name for p in tmp.iterdir())
+            (tmp / OUTPUT_MANIFEST).write_text(json.dumps({"files": names}, indent=1) + "\n", encoding="utf-8")
+            _apply_umask(tmp)
             _replace_dir(tmp, path)
         else:
+            _apply_umask(tmp)
             os.replace(tmp, path)
     except BaseException:
         if tmp.is_dir():
@@ -41,17 +116,19 @@ def atomic_path(path: Union[str, Path], *, is_dir: bool = False) -> Iterator[Pat
 
 
 def _replace_dir(tmp: Path, path: Path) -> None:
-    if path.is_dir():
-        old = path.with_name(f".{path.name}.old")
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(path, old)
+    """Swap the new folder in; the old one held only this tool's files (check_output saw to that)."""
+    if not path.is_dir():
         os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        if path.exists():
-            path.unlink()
-        os.replace(tmp, path)
+        return
+    check_output(path, is_dir=True)  # again: something may have appeared while the output was written
+    old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+    os.replace(path, old / path.name)
+    os.replace(tmp, path)
+    for name in _own_files(old / path.name) + [OUTPUT_MANIFEST]:
+        (old / path.name / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # not empty only if a file appeared meanwhile: then it stays, hidden but kept
+        (old / path.name).rmdir()
+        old.rmdir()
 
 
 def write_text_atomic(path: Union[str, Path], text: str) -> None:
