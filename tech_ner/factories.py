@@ -9,6 +9,8 @@ first; the two are interchangeable.
 
 This file imports nothing from its package; the runtime files import it relatively.
 """
+import os
+import sys
 from typing import Any, Callable
 
 from catalogue import RegistryError
@@ -38,3 +40,16 @@ def register_factory_once(name: str, version: str, func: Callable, **factory_kwa
     func.tech_ner_factory = version  # type: ignore[attr-defined]
     if not registered_by_another_copy(name, version, func):
         Language.factory(name, **factory_kwargs)(func)
+
+
+def _one_torch_thread_in_forked_child() -> None:
+    # A child forked after torch ran its first op inherits an OpenMP pool whose threads did not survive the
+    # fork, and hangs in its own first op: `nlp.pipe(texts, n_process=2)` forks its workers on Linux. With one
+    # thread torch never enters that pool, and n_process workers share the cores between them anyway.
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+
+
+if hasattr(os, "register_at_fork"):  # every pipeline component imports this file, so loading a pipeline sets it
+    os.register_at_fork(after_in_child=_one_torch_thread_in_forked_child)
