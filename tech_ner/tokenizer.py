@@ -1,9 +1,14 @@
 """The pipeline's tokenizer: spaCy's English tokenizer that keeps technology terms whole.
 
-spaCy splits `C#` into `C` `#` and `x86-64` into `x86` `-` `64`. The corpus is
-tokenised with this tokenizer and the packaged pipeline ships it, so training
-and inference see the same tokens. (`C++`, `.NET`, `Node.js` are already whole.)
+spaCy splits `C#` into `C` `#` and `x86-64` into `x86` `-` `64`, keeps a
+sentence-final period on a term that ends in a capital ("USB-C.", "5G.",
+"Wi-Fi 6E."), and cuts command-line flags and version strings at their
+hyphens. The corpus is tokenised with this tokenizer and the packaged pipeline
+ships it, so training and inference see the same tokens. (`C++`, `.NET`,
+`Node.js` are already whole.) A number and its unit are two tokens, written
+together or apart ("3nm" and "3 nm" both give `3` `nm`): spaCy's rule, kept.
 """
+import re
 from typing import Callable, Iterable
 
 import spacy
@@ -27,6 +32,33 @@ TECH_SPECIAL_CASES = (
 SPLIT_PERIOD_CASES = ("C.", "R.")
 
 
+# A period after a capital letter that follows a letter, digit, hyphen or plus ends the sentence ("USB-C.",
+# "5G.", "6E."); dotted abbreviations ("U.S.", "A.I.") and initials ("J.") keep theirs.
+PERIOD_AFTER_CAPITAL = r"(?<=[A-Za-z0-9+-][A-Z])\."
+# Whole tokens: command-line flags ("--legacy-xml", "-Xmx4g", "--port=8080") and version strings ("v1.2.3-rc1").
+# A version's pre-release tag holds a digit or is a pre-release word, so "1.5-tesla" still splits.
+_PRERELEASE = r"(?:[A-Za-z]*\d[0-9A-Za-z]*|alpha|beta|rc|dev|pre|preview|snapshot|SNAPSHOT)"
+FLAG_OR_VERSION = re.compile(
+    r"^(?:--?[A-Za-z][\w.-]*\w(?:=[\w./:-]+)?"  # --legacy-xml, -Xmx4g, --port=8080
+    rf"|v?\d+(?:\.\d+)+(?:-{_PRERELEASE}(?:\.{_PRERELEASE})*)?)$"  # 3.12.1, v1.2.3-rc1, 17.4.1-beta
+)
+
+
+def add_tech_rules(tokenizer: Tokenizer) -> None:
+    """Split a period after a capital letter off a token; keep flags and version strings whole.
+
+    Both rules extend the tokenizer's compiled patterns, so they are saved with the pipeline (spaCy stores
+    the patterns, not the functions) and a loaded pipeline tokenises as the corpus was tokenised.
+    """
+    suffix = tokenizer.suffix_search.__self__.pattern
+    tokenizer.suffix_search = re.compile(f"{suffix}|(?:{PERIOD_AFTER_CAPITAL})$").search
+    if tokenizer.token_match is None:
+        tokenizer.token_match = FLAG_OR_VERSION.match
+    else:
+        own = tokenizer.token_match.__self__.pattern
+        tokenizer.token_match = re.compile(f"(?:{own})|(?:{FLAG_OR_VERSION.pattern})").match
+
+
 def add_tech_special_cases(tokenizer: Tokenizer, cases: Iterable[str] = TECH_SPECIAL_CASES) -> None:
     """Make each string in `cases` one token wherever it stands alone or before punctuation."""
     for case in cases:
@@ -37,11 +69,12 @@ def add_tech_special_cases(tokenizer: Tokenizer, cases: Iterable[str] = TECH_SPE
 
 @registry.tokenizers("tech_ner.Tokenizer.v1")
 def create_tech_tokenizer() -> Callable[[Language], Tokenizer]:
-    """spaCy's default tokenizer plus TECH_SPECIAL_CASES."""
+    """spaCy's default tokenizer plus the rules of `add_tech_rules` and TECH_SPECIAL_CASES."""
     base = registry.tokenizers.get("spacy.Tokenizer.v1")()
 
     def make(nlp: Language) -> Tokenizer:
         tokenizer = base(nlp)
+        add_tech_rules(tokenizer)
         add_tech_special_cases(tokenizer)
         return tokenizer
 
