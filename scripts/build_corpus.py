@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from tech_ner.corpus import CorpusError, build, find_duplicates, read_sources, tokenise
+from tech_ner.corpus import CorpusError, build, build_heldout, find_duplicates, read_sources, tokenise
 from tech_ner.tokenizer import tech_blank
 
 
@@ -17,6 +17,7 @@ def main(
     out_dir: Path = typer.Option(Path("corpus/bio")),
     card: Path = typer.Option(Path("corpus/README.md")),
     seed: int = typer.Option(13),
+    wild: Optional[Path] = typer.Option(Path("corpus/wild"), help="The held-out wild set: sources/*.txt -> bio/*.tsv"),
     check: Optional[List[Path]] = typer.Option(None, "--check", help="Only check these source files"),
 ):
     nlp = tech_blank()
@@ -40,6 +41,16 @@ def main(
         raise typer.Exit(1)
     sizes = ", ".join(f"{k} {len(v)}" for k, v in splits.items())
     typer.echo(f"Wrote {out_dir}/{{train,dev,test}}.tsv ({sizes} sentences) and {card}")
+    if wild is not None:
+        try:
+            heldout = build_heldout(wild / "sources", wild / "bio", wild / "STATS.md", nlp, corpus_dir=sources)
+        except CorpusError as e:
+            for p in e.problems:
+                typer.echo(p, err=True)
+            typer.echo(f"error: {len(e.problems)} problems in {wild}/sources; the wild set was not written", err=True)
+            raise typer.Exit(1)
+        sizes = ", ".join(f"{k} {len(v)}" for k, v in heldout.items())
+        typer.echo(f"Wrote {wild}/bio/{{{','.join(heldout)}}}.tsv ({sizes} sentences) and {wild}/STATS.md")
 
 
 if __name__ == "__main__":

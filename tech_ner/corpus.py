@@ -6,7 +6,10 @@ Source files (`corpus/sources/<domain>.txt`) hold one sentence per line:
     We moved the [PostgreSQL] cluster to [Kubernetes].
 
 `# ...` lines are comments, `@register NAME` sets the register of the lines
-below it, `[...]` marks a TECH span and `\\[`, `\\]` are literal brackets.
+below it, `@split train` puts the lines below it into train whatever the
+seeded split says (the hard negatives: they teach, and the test split stays
+comparable from one corpus version to the next), `[...]` marks a TECH span and
+`\\[`, `\\]` are literal brackets.
 """
 import random
 import re
@@ -19,7 +22,9 @@ from .atomic import write_text_atomic
 from .problems import format_problem
 from .tags import spans_to_iob2
 
-REGISTERS = ("news", "blog", "docs", "abstract", "job_ad", "forum", "release_notes")
+REGISTERS = ("news", "blog", "docs", "abstract", "job_ad", "forum", "release_notes",
+             # the registers of real text outside technology writing (hard negatives and the wild set)
+             "wire", "science", "chat", "issue", "review", "everyday")
 LABEL = "TECH"
 SPLITS = ("train", "dev", "test")
 MIN_TOKENS, MAX_TOKENS = 5, 60
@@ -43,6 +48,7 @@ class Sentence:
     spans: List[Tuple[int, int]]  # character offsets of TECH spans
     words: List[str] = field(default_factory=list)
     token_spans: List[Tuple[int, int, str]] = field(default_factory=list)
+    split: Optional[str] = None  # set by `@split NAME`: the split it goes to, whatever the seed says
 
     @property
     def terms(self) -> List[str]:
@@ -106,6 +112,7 @@ def read_sources(source_dir: Path) -> Tuple[List[Sentence], List[str]]:
 def _read_file(path: Path, sentences: List[Sentence]) -> List[str]:
     problems = []
     register: Optional[str] = None
+    pinned: Optional[str] = None
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as e:
@@ -120,6 +127,12 @@ def _read_file(path: Path, sentences: List[Sentence]) -> List[str]:
                 problems.append(format_problem(str(path), lineno, f"unknown register {name!r}; use one of {', '.join(REGISTERS)}"))
             register = name
             continue
+        if line.startswith("@split"):
+            name = line[len("@split"):].strip()
+            if name not in SPLITS:
+                problems.append(format_problem(str(path), lineno, f"unknown split {name!r}; use one of {', '.join(SPLITS)}"))
+            pinned = name
+            continue
         if register is None:
             problems.append(format_problem(str(path), lineno, "sentence before any '@register NAME' line"))
             continue
@@ -128,7 +141,7 @@ def _read_file(path: Path, sentences: List[Sentence]) -> List[str]:
         except ValueError as e:
             problems.append(format_problem(str(path), lineno, f"{e}: {line}"))
             continue
-        sentences.append(Sentence(path.stem, register, str(path), lineno, text, spans))
+        sentences.append(Sentence(path.stem, register, str(path), lineno, text, spans, split=pinned))
     return problems
 
 
@@ -199,9 +212,12 @@ def split_sentences(sentences: Sequence[Sentence], seed: int = 13, dev_share: fl
     """
     rng = random.Random(seed)
     groups: Dict[Tuple[str, str], List[Sentence]] = defaultdict(list)
-    for s in sorted(sentences, key=lambda s: (s.path, s.line)):
-        groups[(s.domain, s.register)].append(s)
     out: Dict[str, List[Sentence]] = {k: [] for k in SPLITS}
+    for s in sorted(sentences, key=lambda s: (s.path, s.line)):
+        if s.split is not None:
+            out[s.split].append(s)
+        else:
+            groups[(s.domain, s.register)].append(s)
     carry = 0.0  # rounding carried across groups keeps the shares exact overall
     for key in sorted(groups):
         group = groups[key]
@@ -245,6 +261,7 @@ def corpus_card(splits: Dict[str, List[Sentence]]) -> str:
              len({t.casefold() for s in allss for t in s.terms}))
     share, n_unseen, n_test = unseen_share(splits)
     lengths = sorted(len(s.words) for s in allss)
+    pinned = Counter(s.split for s in allss if s.split is not None)
     lines = [
         "# The embedded technology-term corpus",
         "",
@@ -264,6 +281,9 @@ def corpus_card(splits: Dict[str, List[Sentence]]) -> str:
         "(compared case-insensitively).",
         "",
         f"Sentence length: {lengths[0]} to {lengths[-1]} tokens, median {lengths[len(lengths) // 2]}.",
+        "",
+        "Pinned by `@split` (hard negatives, outside the seeded split): "
+        + (", ".join(f"{n} sentences to {name}" for name, n in sorted(pinned.items())) or "none") + ".",
         "",
         "## Label distribution",
         "",
@@ -302,3 +322,53 @@ def build(source_dir: Path, out_dir: Path, card_path: Optional[Path], nlp, seed:
     if card_path is not None:
         write_text_atomic(card_path, corpus_card(splits))
     return splits
+
+
+def build_heldout(source_dir: Path, out_dir: Path, stats_path: Optional[Path], nlp,
+                  corpus_dir: Optional[Path] = None) -> Dict[str, List[Sentence]]:
+    """A held-out set written by another hand (the "wild" set): each `<split>.txt` in source_dir, in the same
+    markup, becomes `<split>.tsv` in out_dir, whole (no seeded split), and its counts go to stats_path.
+
+    corpus_dir (Optional[Path]): The training sources; a held-out sentence that repeats one of them is a problem.
+    RAISES CorpusError: markup, alignment or length problems, or a sentence seen in the training sources.
+    """
+    corpus, problems = read_sources(corpus_dir) if corpus_dir is not None else ([], [])
+    heldout: Dict[str, List[Sentence]] = {}
+    for path in sorted(Path(source_dir).glob("*.txt")):
+        sentences: List[Sentence] = []
+        problems += _read_file(path, sentences)
+        problems += tokenise(sentences, nlp)
+        heldout[path.stem] = sentences
+    seen = {_dedup_key(s.text): s for s in corpus}
+    for sentences in heldout.values():
+        for s in sentences:
+            twin = seen.get(_dedup_key(s.text))
+            if twin is not None:
+                problems.append(format_problem(s.path, s.line, f"repeats {twin.path}:{twin.line} of the training sources"))
+    if not heldout:
+        problems.append(format_problem(str(source_dir), None, "no *.txt source files"))
+    if problems:
+        raise CorpusError(problems)
+    for name, sentences in heldout.items():
+        write_text_atomic(Path(out_dir) / f"{name}.tsv", to_iob2(sentences))
+    if stats_path is not None:
+        write_text_atomic(stats_path, heldout_stats(heldout))
+    return heldout
+
+
+def heldout_stats(heldout: Dict[str, List[Sentence]]) -> str:
+    """Counts of a held-out set by split and register, as Markdown."""
+    lines = ["# Counts (generated by `python scripts/build_corpus.py`; do not edit by hand)", "",
+             "| split | sentences | tokens | TECH spans | sentences without a term | distinct terms |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for name, ss in heldout.items():
+        negatives = sum(not s.spans for s in ss)
+        lines.append(f"| {name} | {len(ss)} | {sum(len(s.words) for s in ss)} | {sum(len(s.spans) for s in ss)} | "
+                     f"{negatives} ({negatives / max(len(ss), 1):.0%}) | {len({t.casefold() for s in ss for t in s.terms})} |")
+    registers = [r for r in REGISTERS if any(s.register == r for ss in heldout.values() for s in ss)]
+    lines += ["", "| register | " + " | ".join(heldout) + " | TECH spans |", "| --- |" + " ---: |" * (len(heldout) + 1)]
+    for r in registers:
+        counts = [sum(s.register == r for s in ss) for ss in heldout.values()]
+        spans = sum(len(s.spans) for ss in heldout.values() for s in ss if s.register == r)
+        lines.append(f"| {r} | " + " | ".join(map(str, counts)) + f" | {spans} |")
+    return "\n".join(lines) + "\n"
