@@ -20,9 +20,10 @@ def main(
     precision: str = typer.Option("fp32", help="CPU precision the package loads with: fp32, bf16, int8, auto, or best "
                                                "(the fastest within 0.5 F1 point of fp32 on --test)"),
     test: Optional[Path] = typer.Option(None, help="Gold test split (.spacy) for --precision best"),
+    corpus_info: Optional[Path] = typer.Option(None, help="corpus.json from the convert step: the training data the meta names"),
 ):
     dist = package(model, output_dir, name=name, version=version, backbone=backbone, metrics=metrics,
-                   precision=precision, test=test)
+                   precision=precision, test=test, corpus_info=corpus_info)
     info = json.loads(sorted(dist.parent.rglob("meta.json"))[0].read_text(encoding="utf-8")).get("cpu_precision", {})
     for name_, m in info.get("measured", {}).items():
         if "ents_f" in m:

