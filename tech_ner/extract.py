@@ -34,7 +34,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from .problems import InputError, check_output, format_problem, same_file, shown
+from .problems import SHOWN_CHARS, InputError, check_output, format_problem, printable, same_file
 from .textfile import CsvRecord, Line, csv_records, decode_lines, invalid_at, json_text_problem, pick_codec, text_problem
 
 STDIN = "-"
@@ -160,7 +160,7 @@ def _csv_columns(path: Path, text_field: str) -> List[str]:
     if not columns:
         raise InputError(path, None, f"empty file: expected a header row with a {text_field!r} column")
     if text_field not in columns:
-        raise InputError(path, line, f"no {text_field!r} column in the header (columns: {shown(', '.join(columns))}): "
+        raise InputError(path, line, f"no {text_field!r} column in the header (columns: {printable(', '.join(columns), SHOWN_CHARS)}): "
                                      "name the text column with --text-field")
     return columns
 
@@ -235,7 +235,7 @@ def _read_jsonl(source: Source, index: Iterator[int], text_field: str, id_field:
                 yield Record(i, doc_id, error=_where(name, n, f"{invalid[0]} holds {invalid[1]}"))
                 continue
             if text_field not in obj:
-                fields = shown(", ".join(map(str, obj))) if obj else "none"
+                fields = printable(", ".join(map(str, obj)), SHOWN_CHARS) if obj else "none"
                 yield Record(i, doc_id, error=_where(name, n, f"no {text_field!r} field (fields: {fields}): "
                                                               "name the text field with --text-field"))
                 continue
@@ -268,7 +268,7 @@ def _read_csv(source: Source, index: Iterator[int], text_field: str, id_field: s
                 yield Record(i, doc_id, error=_where(name, record.error_line, record.error))
             elif len(row) != len(header):
                 yield Record(i, doc_id, error=_where(name, record.line, f"malformed CSV row: expected {len(header)} "
-                                                     f"fields ({shown(', '.join(header))}), found {len(row)}"))
+                                                     f"fields ({printable(', '.join(header), SHOWN_CHARS)}), found {len(row)}"))
             else:
                 bad = next((c for c in (text_col, id_col) if c is not None and text_problem(row[c])), None)
                 if bad is not None:

@@ -14,7 +14,7 @@ from typing import Any, Iterable, List, Optional, Union
 
 SHOWN_CHARS = 80  # the most characters of one input value echoed in a message
 MESSAGE_CHARS = 400  # the most characters of one message (a backstop: values go through `shown`)
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_UNPRINTABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
 
 
 class InputError(ValueError):
@@ -44,10 +44,11 @@ def shown(value: Any, limit: int = SHOWN_CHARS) -> str:
 
 
 def printable(text: str, limit: int = MESSAGE_CHARS) -> str:
-    """`text` cut to `limit` characters, with lone surrogates (e.g. from a file name that is not UTF-8) escaped."""
+    """`text` cut to `limit` characters, with line breaks, control characters and lone surrogates (e.g. from a
+    file name that is not UTF-8) escaped, so it prints as one line."""
     if len(text) > limit:
         text = text[:limit] + "\u2026"
-    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 def format_problem(path: Optional[str], line: Optional[int], message: str) -> str:

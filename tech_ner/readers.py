@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from .problems import InputError, Problems, shown
+from .problems import SHOWN_CHARS, InputError, Problems, printable, shown
 from .textfile import TextLines, check_encoding, csv_records, decode_lines, text_problem
 
 FORMATS = ("two_column", "conll2003", "x_column", "stackoverflow", "csv", "jsonl")
@@ -424,7 +424,7 @@ def _read_jsonl(path: Path, options: ReadOptions, problems: Problems, counts: Re
         tkey = next((k for k in _JSON_TAGS if k in obj), None)
         if wkey is None or tkey is None:
             missing = "tokens/words" if wkey is None else "ner_tags/ner"
-            _skip(problems, counts, path, lineno, "json", f"object has no {missing} field (keys: {shown(', '.join(obj))})", 0)
+            _skip(problems, counts, path, lineno, "json", f"object has no {missing} field (keys: {printable(', '.join(obj), SHOWN_CHARS)})", 0)
             continue
         words, raw_tags = obj[wkey], obj[tkey]
         if not isinstance(words, list) or not isinstance(raw_tags, list):
