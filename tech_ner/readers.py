@@ -161,11 +161,10 @@ def read_sentences(paths: Sequence[Path], options: ReadOptions, problems: Proble
             reader = _read_columns(path, fmt, options, problems, counts)
         else:
             raise InputError(path, None, f"unknown format {fmt!r}; use one of: {', '.join(FORMATS)}")
-        yielded = 0
+        read_before = counts.sentences
         for sent in reader:
-            yielded += 1
             yield sent
-        if yielded == 0 and counts.formats[str(path)] != "empty":
+        if counts.sentences == read_before:  # (a file whose sentences were all skipped has said why already)
             problems.report(path, None, "empty_file", "file holds no sentences", "nothing read from it")
 
 

@@ -150,8 +150,9 @@ def text_problem(text: str) -> Optional[str]:
     if m is None:
         return None
     c = m.group()
-    what = "a NUL character" if c == "\x00" else f"a lone surrogate (U+{ord(c):04X}) that no UTF-8 text can hold"
-    return f"{what} at character {m.start() + 1}"
+    if c == "\x00":
+        return f"a NUL character at character {m.start() + 1}"
+    return f"a lone surrogate U+{ord(c):04X} at character {m.start() + 1} (no UTF-8 text can hold one)"
 
 
 def json_text_problem(value, name: str = "") -> Optional[Tuple[str, str]]:
@@ -249,15 +250,16 @@ def csv_records(lines: Iterable[Line], *, delimiter: str = ",", width: Optional[
             if "unexpected end of data" in str(e):
                 reason = f"never closes (read to line {last})" if used < max_lines else f"is still open after {used} lines"
             else:
-                reason = f"is malformed on line {last} ({e}; a quote inside a field is written \"\")"
+                reason = f"breaks on line {last} ({e})"
         if reason is None and used > 1 and width is not None and len(fields) != width:
-            reason = f"closes on line {pending[used - 1].number} but leaves {len(fields)} fields where the header has {width}"
+            reason = f"closes on line {pending[used - 1].number} with {len(fields)} fields where the header has {width}"
         if reason is not None:
             pending.popleft()
             if used == 1:
-                message = f"malformed CSV: a quoted field {reason}"
+                message = f"malformed CSV: a quoted field {reason}; write a quote inside a field as \"\""
             else:
-                message = f"malformed CSV: a quoted field opens on this line and {reason}: a stray quote? The line is read alone"
+                message = (f"malformed CSV: a quoted field opens on this line but {reason}: a stray quote? "
+                           "The lines after it are read as rows of their own; write a quote inside a field as \"\"")
             yield CsvRecord(first.number, first.number, [], message, first.number)
             continue
         record = [pending.popleft() for _ in range(used)]

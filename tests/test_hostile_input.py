@@ -124,6 +124,40 @@ def test_extract_strict_surrogate_is_one_line(blank_model, write, tmp_path):
     assert_one_line_error(res, "s.jsonl:2:", "'text'")
 
 
+def test_extract_stdin_text_stream_with_escaped_bytes():
+    import io
+
+    records = list(ex.iter_records([ex.Source("stdin", None)], stdin=io.StringIO("ok\nbad \udcff byte\nfine\n")))
+    assert [r.error is not None for r in records] == [False, True, False]
+    assert records[1].error.startswith("<stdin>:2: ") and "U+DCFF" in records[1].error
+
+
+def test_extract_file_name_not_utf8(blank_model, tmp_path):
+    import os
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("Python", encoding="utf-8")
+    with open(os.path.join(os.fsencode(folder), b"caf\xe9.txt"), "wb") as f:
+        f.write(b"Rust")
+    out = tmp_path / "out.jsonl"
+    res = cli("extract", folder, "-o", out, "-m", blank_model, "--no-progress")
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in rows] == ["a.txt", "caf\\xe9.txt"] and all(r["error"] is None for r in rows)
+
+
+def test_extract_resume_passes_an_invalid_document(blank_model, write, tmp_path):
+    src = write("s.jsonl", b'{"id":1,"text":"ok"}\n{"id":2,"text":"Python \\ud800 Rust"}\n{"id":3,"text":"ok"}\n')
+    out = tmp_path / "out.jsonl"
+    ex.partial_path(out).write_text('{"id": 1, "terms": [], "spans": [], "error": null}\n', encoding="utf-8")
+    res = cli("extract", src, "-o", out, "-m", blank_model, "--no-progress", "--resume")
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in rows] == [1, 2, 3] and rows[1]["error"].endswith("s.jsonl:2: field 'text' holds a lone "
+                                                                              "surrogate U+D800 at character 8 (no UTF-8 text can hold one)")
+
+
 def test_extract_csv_rows_decoded_per_row(write):
     src = write("t.csv", b'id,text\n1,caf\xe9\n2,na\xc3\xafve \xe2\x9c\x93\n')
     records = list(ex.iter_records(ex.resolve_inputs([src])))
