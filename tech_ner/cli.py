@@ -27,13 +27,14 @@ def convert_command(
     drop_so_meta: bool = typer.Option(False, "--drop-so-meta", help="Drop StackOverflow post headers and code placeholders"),
     n_sents: int = typer.Option(10, "--n-sents", "-n", help="Sentences per document where the input marks none"),
     tag_names: Optional[str] = typer.Option(None, "--tag-names", help="Names for integer tag ids: comma list or file"),
-    encoding: str = typer.Option("auto", "--encoding", help="auto (UTF-8; CSV falls back to cp1252) or a codec name"),
+    encoding: str = typer.Option("auto", "--encoding", help="auto (a UTF-8/16/32 byte-order mark, else UTF-8) or a codec name, e.g. cp1252"),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 on the first problem and write nothing"),
     shard_tokens: int = typer.Option(500_000, "--shard-tokens", help="Tokens per shard in folder output"),
 ):
     """Convert BIO-tagged files into a spaCy DocBin corpus."""
     from .convert import convert
     from .labels import STACKOVERFLOW_TECH, build_label_map
+    from .problems import Problems
     from .readers import ReadOptions, load_tag_names
 
     rules = list(map_)
@@ -42,13 +43,15 @@ def convert_command(
         drop_unmapped = True
     lmap = build_label_map(rules, label_map, drop_unmapped)
     options = ReadOptions(format=format, encoding=encoding, drop_so_meta=drop_so_meta, tag_names=load_tag_names(tag_names))
-    stats = convert(inputs, output, read_options=options, label_map=lmap, n_sents=n_sents, scheme=scheme,
-                    strict=strict, shard_tokens=shard_tokens)
-    problems = stats.problems
-    for p in problems.examples:
-        typer.echo(f"warning: {p}", err=True)
-    if problems.total > len(problems.examples):
-        typer.echo(f"warning: ... and {problems.total - len(problems.examples)} more problems (counted below)", err=True)
+    problems = Problems(strict=strict)
+    try:
+        stats = convert(inputs, output, read_options=options, label_map=lmap, n_sents=n_sents, scheme=scheme,
+                        strict=strict, shard_tokens=shard_tokens, problems=problems)
+    finally:  # the problems found before a failure are what explains it
+        for p in problems.examples:
+            typer.echo(f"warning: {p}", err=True)
+        if problems.total > len(problems.examples):
+            typer.echo(f"warning: ... and {problems.total - len(problems.examples)} more problems (counted below)", err=True)
     for path, fmt in stats.read.formats.items():
         typer.echo(f"{path}: {fmt}, {stats.schemes.get(path, '-')}")
     typer.echo(stats.table())
@@ -86,7 +89,7 @@ def split_command(
     try:
         parts = tuple(float(x) for x in ratios.split(","))
     except ValueError:
-        raise InputError(None, None, f"--ratios {ratios!r}: expected three numbers like 0.8,0.1,0.1")
+        raise InputError(None, None, f"--ratios {ratios!r}: expected three numbers like 0.8,0.1,0.1") from None
     sizes = split_corpus(inputs, out_dir, ratios=parts, seed=seed)
     typer.echo(f"Wrote {out_dir}: " + ", ".join(f"{k} {v} documents" for k, v in sizes.items()))
 

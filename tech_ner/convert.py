@@ -4,6 +4,7 @@ Counts in equal counts out: every sentence and token read is written, skipped
 (with a reason), or dropped by an option, and the run checks that identity
 before it writes anything.
 """
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ from spacy.vocab import Vocab
 
 from .atomic import atomic_path
 from .labels import LabelMap
-from .problems import InputError, Problems
+from .problems import InputError, Problems, check_output, same_file
 from .readers import ReadCounts, ReadOptions, Sentence, read_sentences
 from .tags import TagError, decode, parse_tag, spans_to_iob2, unclosed_bioes, uses_bioes
 
@@ -235,6 +236,7 @@ def convert(
     scheme: str = "auto",
     strict: bool = False,
     shard_tokens: int = 500_000,
+    problems: Optional[Problems] = None,
 ) -> ConvertStats:
     """Convert BIO files into a DocBin file (`*.spacy`) or a folder of DocBin shards.
 
@@ -244,6 +246,7 @@ def convert(
         memory flat for inputs of any size. spaCy reads both.
     n_sents (int): Sentences per document where the input marks no documents.
     strict (bool): Stop at the first problem and write nothing.
+    problems (Optional[Problems]): Where problems go (the caller's, to print them even when the run fails).
     RETURNS (ConvertStats): counts in and out, repairs and skips.
     """
     if scheme not in SCHEMES:
@@ -251,12 +254,13 @@ def convert(
     if n_sents < 1:
         raise InputError(None, None, f"--n-sents must be at least 1, not {n_sents}")
     files = expand_inputs(inputs)
-    problems = Problems(strict=strict)
+    output = Path(output)
+    check_convert_output(output, files)
+    problems = problems if problems is not None else Problems(strict=strict)
     stats = ConvertStats(problems=problems)
     vocab = Vocab()
     sentences = read_sentences(files, read_options or ReadOptions(), problems, stats.read)
     docs = _docs(sentences, vocab, label_map, n_sents, scheme, stats, problems)
-    output = Path(output)
     if output.suffix == ".spacy":
         with atomic_path(output) as tmp:
             db = DocBin(attrs=DOCBIN_ATTRS, store_user_data=True)
@@ -279,6 +283,31 @@ def convert(
                 stats.shards.append(_write_shard(db, tmp, len(stats.shards), output))
             _finish(stats, label_map)
     return stats
+
+
+def check_convert_output(output: Path, files: Sequence[Path]) -> None:
+    """Refuse an output that would overwrite or remove an input, or any file convert did not write.
+
+    A folder output is replaced whole (see atomic_path), so it must not hold an input, nor anything but
+    the `part-NNNNN.spacy` shards of an earlier run.
+    """
+    is_dir = output.suffix != ".spacy"
+    same_file(output, files)
+    check_output(output, is_dir=is_dir)
+    if not is_dir or not output.is_dir():
+        return
+    folder = output.resolve()
+    for f in files:
+        if folder in Path(f).resolve().parents:
+            raise InputError(output, None, f"the output folder holds the input {f}, and convert replaces the folder "
+                                           "whole: choose a new folder")
+    foreign = next((p for p in sorted(output.iterdir()) if not _SHARD.fullmatch(p.name)), None)
+    if foreign is not None:
+        raise InputError(output, None, f"the output folder already holds {foreign.name}, which convert did not "
+                                       "write, and convert replaces the folder whole: choose a new or empty folder")
+
+
+_SHARD = re.compile(r"part-\d{5}\.spacy")
 
 
 def _write_shard(db: DocBin, folder: Path, index: int, final: Path) -> str:

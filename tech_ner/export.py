@@ -1,4 +1,5 @@
 """DocBin corpora back out: IOB2 files, and a seeded train/dev/test split."""
+import math
 import random
 from pathlib import Path
 from typing import Dict, Iterator, List, Sequence, Tuple
@@ -8,7 +9,7 @@ from spacy.tokens import Doc, DocBin
 
 from .atomic import atomic_path
 from .convert import DOCBIN_ATTRS, expand_inputs
-from .problems import InputError
+from .problems import InputError, check_output, same_file
 
 EXPORT_FORMATS = ("two_column", "conll2003")
 
@@ -45,6 +46,8 @@ def export_iob(inputs: Sequence[Path], output: Path, *, fmt: str = "two_column",
     """
     if fmt not in EXPORT_FORMATS:
         raise InputError(None, None, f"--format {fmt!r}: use one of {', '.join(EXPORT_FORMATS)}")
+    same_file(output, docbin_paths(inputs))
+    check_output(output)
     counts = {"documents": 0, "sentences": 0, "tokens": 0}
     with atomic_path(output) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="\n") as f:
@@ -69,8 +72,11 @@ def split_corpus(inputs: Sequence[Path], out_dir: Path, *, ratios: Tuple[float, 
 
     RETURNS (Dict[str, int]): documents per split.
     """
-    if len(ratios) != 3 or any(r < 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
+    if len(ratios) != 3 or not all(math.isfinite(r) and r >= 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
         raise InputError(None, None, f"--ratios {ratios}: give three non-negative numbers that sum to 1, e.g. 0.8 0.1 0.1")
+    for name in ("train", "dev", "test"):
+        same_file(Path(out_dir) / f"{name}.spacy", docbin_paths(inputs))
+        check_output(Path(out_dir) / f"{name}.spacy")
     vocab = spacy.blank("en").vocab
     docs = list(read_docs(inputs, vocab))
     if len(docs) < 3:

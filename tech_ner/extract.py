@@ -34,7 +34,8 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from .problems import InputError
+from .problems import SHOWN_CHARS, InputError, check_output, format_problem, printable, same_file
+from .textfile import CsvRecord, Line, csv_records, decode_lines, invalid_at, json_text_problem, pick_codec, text_problem
 
 STDIN = "-"
 INPUT_SUFFIXES = {".txt": "txt", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
@@ -131,35 +132,36 @@ def _is_blank(path: Path) -> bool:
     return True
 
 
-def _decoded_lines(binary: Iterable[bytes], bad: set) -> Iterator[str]:
-    """Decode line by line; a line that is not UTF-8 is decoded with replacements and its number put in `bad`."""
-    for n, raw in enumerate(binary, 1):
-        try:
-            yield raw.decode("utf-8-sig" if n == 1 else "utf-8")
-        except UnicodeDecodeError:
-            bad.add(n)
-            yield raw.decode("utf-8", errors="replace")
+def _where(name: str, line: Optional[int], message: str) -> str:
+    return format_problem(name, line, message)
 
 
-def _csv_reader(lines: Iterable[str]):
-    # a text in one cell may be far longer than csv's default limit of 131,072 characters
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    return csv.reader(lines)
+def _safe_id(value: str) -> str:
+    # a file name that is not UTF-8 comes back from the OS with lone surrogates, which no output can hold:
+    # its bytes are written as \xNN instead (the same every run, so --resume still matches)
+    if text_problem(value) is None:
+        return value
+    return os.fsencode(value).decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
+
+
+def _csv_header(path: Path, records: Iterator[CsvRecord]) -> Tuple[List[str], int]:
+    """RETURNS (Tuple[List[str], int]): The header's columns (stripped) and its line, read from `records`."""
+    for record in records:
+        if record.error is not None:
+            raise InputError(path, record.error_line, f"cannot read the header row: {record.error}")
+        if record.fields:
+            return [c.strip() for c in record.fields], record.line
+    return [], 0
 
 
 def _csv_columns(path: Path, text_field: str) -> List[str]:
     with open(path, "rb") as f:
-        reader = _csv_reader(_decoded_lines(f, set()))
-        try:
-            header = next((row for row in reader if row), None)
-        except csv.Error as e:
-            raise InputError(path, reader.line_num, f"cannot read the header row: {e}") from None
-    if header is None:
+        columns, line = _csv_header(path, csv_records(decode_lines(f)))
+    if not columns:
         raise InputError(path, None, f"empty file: expected a header row with a {text_field!r} column")
-    columns = [c.strip() for c in header]
     if text_field not in columns:
-        raise InputError(path, 1, f"no {text_field!r} column in the header (columns: {', '.join(columns)}): "
-                                  "name the text column with --text-field")
+        raise InputError(path, line, f"no {text_field!r} column in the header (columns: {printable(', '.join(columns), SHOWN_CHARS)}): "
+                                     "name the text column with --text-field")
     return columns
 
 
@@ -169,106 +171,126 @@ def _json_id(value: Any) -> Any:
     return json.dumps(value, ensure_ascii=False)
 
 
+def _decode_document(data: bytes) -> Tuple[Optional[str], Optional[Tuple[int, str]]]:
+    """A whole .txt file's text (its line ends kept: offsets are into it), or (line, problem)."""
+    codec, skip, _ = pick_codec(data[:4])
+    label = "UTF-8" if codec == "utf-8" else codec
+    try:
+        text = data[skip:].decode(codec)
+    except UnicodeDecodeError as e:
+        line = data[skip:skip + e.start].decode(codec, errors="replace").count("\n") + 1
+        return None, (line, f"not valid {label} (byte 0x{data[skip + e.start]:02X})")
+    at = invalid_at(text)
+    if at is not None:
+        line = text.count("\n", 0, at) + 1
+        return None, (line, f"the text holds {text_problem(text[at:])}")
+    return text, None
+
+
 def _read_txt(source: Source, index: Iterator[int], skip: int) -> Iterator[Record]:
     for path, doc_id in source.files:
         i = next(index)
+        doc_id = _safe_id(doc_id)
         if i < skip:  # resuming: only the id is needed
             yield Record(i, doc_id)
             continue
         try:
-            yield Record(i, doc_id, path.read_bytes().decode("utf-8-sig"))
-        except UnicodeDecodeError as e:
-            yield Record(i, doc_id, error=f"{path}: not valid UTF-8 (byte {e.start})")
+            text, problem = _decode_document(path.read_bytes())
         except OSError as e:
-            yield Record(i, doc_id, error=f"{path}: cannot read: {e.strerror or e}")
+            yield Record(i, doc_id, error=_where(str(path), None, f"cannot read: {e.strerror or e}"))
+            continue
+        if problem is not None:
+            yield Record(i, doc_id, error=_where(str(path), problem[0], problem[1]))
+        else:
+            yield Record(i, doc_id, text)
 
 
 def _read_jsonl(source: Source, index: Iterator[int], text_field: str, id_field: str) -> Iterator[Record]:
     name = source.name
     with open(source.path, "rb") as f:
-        for n, raw in enumerate(f, 1):
-            if not raw.strip():
+        for line in decode_lines(f):
+            n = line.number
+            if not line.text.strip():
                 continue
             i = next(index)
-            try:
-                line = raw.decode("utf-8-sig" if n == 1 else "utf-8")
-            except UnicodeDecodeError as e:
-                yield Record(i, n, error=f"{name}:{n}: not valid UTF-8 (byte {e.start} of the line)")
+            if line.error is not None:
+                yield Record(i, n, error=_where(name, n, line.error))
                 continue
             try:
-                obj = json.loads(line)
+                obj = json.loads(line.text)
             except json.JSONDecodeError as e:
-                yield Record(i, n, error=f"{name}:{n}: invalid JSON: {e.msg} (column {e.colno})")
+                yield Record(i, n, error=_where(name, n, f"invalid JSON: {e.msg} (column {e.colno})"))
+                continue
+            except RecursionError:
+                yield Record(i, n, error=_where(name, n, "invalid JSON: nested too deeply to read"))
                 continue
             if not isinstance(obj, dict):
-                yield Record(i, n, error=f"{name}:{n}: expected a JSON object, found {type(obj).__name__}")
+                yield Record(i, n, error=_where(name, n, f"expected a JSON object, found {type(obj).__name__}"))
                 continue
-            doc_id = _json_id(obj[id_field]) if obj.get(id_field) is not None else n
+            raw_id = obj.get(id_field)
+            doc_id = _json_id(raw_id) if raw_id is not None and json_text_problem(raw_id) is None else n
+            invalid = json_text_problem(obj)
+            if invalid is not None:
+                # the text or id could not be written, and a field that cannot is no valid JSON text either
+                yield Record(i, doc_id, error=_where(name, n, f"{invalid[0]} holds {invalid[1]}"))
+                continue
             if text_field not in obj:
-                fields = ", ".join(map(str, obj)) or "none"
-                yield Record(i, doc_id, error=f"{name}:{n}: no {text_field!r} field (fields: {fields}): "
-                                              "name the text field with --text-field")
+                fields = printable(", ".join(map(str, obj)), SHOWN_CHARS) if obj else "none"
+                yield Record(i, doc_id, error=_where(name, n, f"no {text_field!r} field (fields: {fields}): "
+                                                              "name the text field with --text-field"))
                 continue
             text = obj[text_field]
             if not isinstance(text, str):
-                yield Record(i, doc_id, error=f"{name}:{n}: field {text_field!r} is {type(text).__name__}, not a string")
+                yield Record(i, doc_id, error=_where(name, n, f"field {text_field!r} is {type(text).__name__}, not a string"))
                 continue
             yield Record(i, doc_id, text)
 
 
 def _read_csv(source: Source, index: Iterator[int], text_field: str, id_field: str) -> Iterator[Record]:
+    """One record per CSV row, read by `textfile.csv_records` (a stray quote costs its own line, not the rows after it)."""
     name = source.name
-    bad_lines: set = set()
     with open(source.path, "rb") as f:
-        reader = _csv_reader(_decoded_lines(f, bad_lines))
-        header: Optional[List[str]] = None
+        records = csv_records(decode_lines(f))
+        header, _ = _csv_header(source.path, records)
+        text_col = header.index(text_field)
+        id_col = header.index(id_field) if id_field in header else None
         row_number = 0
-        while True:
-            start = reader.line_num + 1
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as e:
-                if header is None:
-                    raise InputError(name, start, f"cannot read the header row: {e}") from None
-                row_number += 1
-                yield Record(next(index), row_number, error=f"{name}:{start}: malformed CSV: {e}")
-                continue
-            if not row:
-                continue
-            if header is None:
-                header = [c.strip() for c in row]
-                text_col = header.index(text_field)
-                id_col = header.index(id_field) if id_field in header else None
+        for record in records:
+            row = record.fields
+            if not row and record.error is None:  # a blank line is no row
                 continue
             row_number += 1
             i = next(index)
             doc_id: Any = row_number
-            if id_col is not None and id_col < len(row) and row[id_col] != "":
+            if id_col is not None and id_col < len(row) and row[id_col] != "" and text_problem(row[id_col]) is None:
                 doc_id = row[id_col]
-            if bad_lines and any(n in bad_lines for n in range(start, reader.line_num + 1)):
-                yield Record(i, doc_id, error=f"{name}:{start}: not valid UTF-8")
+            if record.error is not None:
+                yield Record(i, doc_id, error=_where(name, record.error_line, record.error))
             elif len(row) != len(header):
-                yield Record(i, doc_id, error=f"{name}:{start}: malformed CSV row: expected {len(header)} fields "
-                                              f"({', '.join(header)}), found {len(row)}")
+                yield Record(i, doc_id, error=_where(name, record.line, f"malformed CSV row: expected {len(header)} "
+                                                     f"fields ({printable(', '.join(header), SHOWN_CHARS)}), found {len(row)}"))
             else:
-                yield Record(i, doc_id, row[text_col])
+                bad = next((c for c in (text_col, id_col) if c is not None and text_problem(row[c])), None)
+                if bad is not None:
+                    yield Record(i, doc_id, error=_where(name, record.line, f"column {header[bad]!r} holds {text_problem(row[bad])}"))
+                else:
+                    yield Record(i, doc_id, row[text_col])
 
 
 def _read_stdin(index: Iterator[int], stream: Optional[TextIO]) -> Iterator[Record]:
     stream = sys.stdin if stream is None else stream
     binary = getattr(stream, "buffer", None)
     if binary is None:  # a plain text stream (tests)
-        for n, line in enumerate(stream, 1):
-            yield Record(next(index), n, line.rstrip("\r\n"))
-        return
-    for n, raw in enumerate(binary, 1):
+        lines = (Line(n, line.rstrip("\r\n")) for n, line in enumerate(stream, 1))
+    else:
+        lines = decode_lines(binary)
+    for line in lines:
         i = next(index)
-        try:
-            yield Record(i, n, raw.decode("utf-8-sig" if n == 1 else "utf-8").rstrip("\r\n"))
-        except UnicodeDecodeError as e:
-            yield Record(i, n, error=f"<stdin>:{n}: not valid UTF-8 (byte {e.start} of the line)")
+        problem = line.error or (f"the line holds {text_problem(line.text)}" if text_problem(line.text) else None)
+        if problem is not None:
+            yield Record(i, line.number, error=_where("<stdin>", line.number, problem))
+        else:
+            yield Record(i, line.number, line.text)
 
 
 def iter_records(sources: Sequence[Source], *, text_field: str = "text", id_field: str = "id", skip: int = 0,
@@ -546,6 +568,16 @@ def output_format(path: Union[str, Path]) -> str:
     return fmt
 
 
+def check_paths(output: Union[str, Path], sources: Sequence[Source]) -> None:
+    """Refuse an output (or its partial file) that is an input, or that cannot be written: one clear line, before any work."""
+    output = Path(output)
+    output_format(output)
+    files = [f for s in sources for f in ([p for p, _ in s.files] if s.kind == "txt" else [s.path] if s.path else [])]
+    same_file(output, files)
+    same_file(partial_path(output), files)
+    check_output(output)
+
+
 def partial_path(output: Union[str, Path]) -> Path:
     """RETURNS (Path): Where a run writes before renaming to `output`: OUTPUT.partial."""
     output = Path(output)
@@ -713,6 +745,7 @@ def extract(nlp: Language, inputs: Sequence[Union[str, Path]], output: Union[str
     output = Path(output)
     fmt = output_format(output)
     sources = resolve_inputs(inputs, text_field=text_field)
+    check_paths(output, sources)
     partial = partial_path(output)
     done, last_id = (read_partial(partial, fmt) if resume and partial.exists() else (0, None))
     records = iter_records(sources, text_field=text_field, id_field=id_field, skip=done, stdin=stdin)

@@ -71,12 +71,12 @@ def extract_command(
 ):
     """Extract the technology terms of every document: one row per input document, in input order,
     with its id, distinct terms and entity spans (character offsets and labels)."""
-    from .extract import LongDocumentWarning, extract, load_pipeline, output_format, partial_path, resolve_inputs
+    from .extract import LongDocumentWarning, check_paths, extract, load_pipeline, output_format, partial_path, resolve_inputs
 
     if precision is not None and precision not in PRECISION_CHOICES:
         raise InputError(None, None, f"--precision {precision!r}: expected one of {', '.join(PRECISION_CHOICES)}")
     output_format(output)  # check the cheap things before loading the model
-    resolve_inputs(inputs, text_field=text_field)
+    check_paths(output, resolve_inputs(inputs, text_field=text_field))
     partial = partial_path(output)
     if partial.exists() and not resume:
         typer.echo(f"note: {partial} exists from an earlier run; starting over (--resume continues it)", err=True)

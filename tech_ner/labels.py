@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .problems import InputError
+from .problems import InputError, shown
 
 DROP = None
 
@@ -106,10 +106,14 @@ def load_label_map_file(path: Path) -> List[Tuple[str, Optional[str]]]:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise InputError(path, e.lineno, f"label map is not valid JSON: {e.msg}") from None
+        except RecursionError:
+            raise InputError(path, None, "label map is JSON nested too deeply: give one object of label: target pairs") from None
+        if not isinstance(data, dict):
+            raise InputError(path, None, "label map JSON must be one object of label: target pairs")
         rules = []
         for k, v in data.items():
             if v is not None and not isinstance(v, str):
-                raise InputError(path, None, f"label map entry {k!r}: the target must be a string or null, not {v!r}")
+                raise InputError(path, None, f"label map entry {shown(k)}: the target must be a string or null, not {shown(v)}")
             rules.append((k, v))
     else:
         rules = []
@@ -119,7 +123,7 @@ def load_label_map_file(path: Path) -> List[Tuple[str, Optional[str]]]:
                 continue
             parts = line.split("=", 1) if "=" in line else line.split(None, 1)
             if len(parts) != 2:
-                raise InputError(path, lineno, f"expected 'FROM TO' or 'FROM=TO', got {line!r}")
+                raise InputError(path, lineno, f"expected 'FROM TO' or 'FROM=TO', got {shown(line)}")
             rules.append((parts[0].strip(), parts[1].strip()))
     if not rules:
         raise InputError(path, None, "label map is empty: add rules such as 'Library TECH'")

@@ -5,22 +5,24 @@ in memory. Problems go to a `Problems` collector with file and line; a sentence
 with a problem that cannot be repaired is skipped whole, and counted.
 
 Formats:
-- two_column:    `token TAG` (tab or spaces)
+- two_column:    `token TAG` (tab or spaces; a line with a tab is split on tabs, any other on whitespace)
 - conll2003:     `token POS chunk TAG`, `-DOCSTART-` lines break documents
 - x_column:      `token -X- _ TAG`
 - stackoverflow: `token TAG token markdown-tag`, tab-only separator lines
 - csv:           `Sentence #,Word,POS,Tag`, sentence id on a sentence's first row
 - jsonl:         `{"tokens": [...], "ner_tags": [...]}` (strings, or ids with --tag-names)
+
+Files are read line by line (`textfile.decode_lines`): UTF-8 unless a byte-order mark says UTF-16/32 or
+--encoding says otherwise, lines end at \n, \r\n or a lone \r, and a line that does not decode, or holds a
+NUL character or a lone surrogate, skips its own sentence (counted), never the file.
 """
-import codecs
-import csv
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from .problems import InputError, Problems
+from .problems import SHOWN_CHARS, InputError, Problems, printable, shown
+from .textfile import TextLines, check_encoding, csv_records, decode_lines, text_problem
 
 FORMATS = ("two_column", "conll2003", "x_column", "stackoverflow", "csv", "jsonl")
 TEXT_FORMATS = {
@@ -54,7 +56,7 @@ class Sentence:
 @dataclass
 class ReadOptions:
     format: str = "auto"
-    encoding: str = "auto"  # auto: UTF-8 (csv: UTF-8, else cp1252)
+    encoding: str = "auto"  # auto: a byte-order mark's UTF-8/16/32, else UTF-8
     drop_so_meta: bool = False
     tag_names: Optional[Sequence[str]] = None  # for integer ner_tags in jsonl
 
@@ -73,9 +75,30 @@ class ReadCounts:
     formats: Dict[str, str] = field(default_factory=dict)
 
 
-def detect_format(path: Path) -> Optional[str]:
+def split_columns(text: str) -> List[str]:
+    """A line's columns: a line with a tab is split on tabs (a token may hold spaces), any other on whitespace.
+
+    Deciding per line, not per file, keeps a file that mixes `token<TAB>TAG` and `token TAG` lines whole.
+    """
+    return text.split("\t") if "\t" in text else text.split()
+
+
+def _head_lines(path: Path, encoding: str, max_chars: int = 65536, max_lines: int = 500) -> List[str]:
+    lines: List[str] = []
+    chars = 0
+    with open(path, "rb") as f:
+        for line in decode_lines(f, encoding):
+            lines.append(line.text)
+            chars += len(line.text)
+            if chars >= max_chars or len(lines) >= max_lines:
+                break
+    return lines
+
+
+def detect_format(path: Path, encoding: str = "auto") -> Optional[str]:
     """Guess a file's format from its name and first lines.
 
+    encoding (str): auto or a codec name (see ReadOptions).
     RETURNS (Optional[str]): a name from FORMATS, or None for a file with no content.
     """
     suffix = path.suffix.lower()
@@ -83,12 +106,7 @@ def detect_format(path: Path) -> Optional[str]:
         return "jsonl"
     if suffix == ".csv":
         return "csv"
-    with open(path, "rb") as f:
-        head = f.read(65536)
-    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
-    lines = text.splitlines()
-    if len(head) == 65536 and lines:
-        lines = lines[:-1]  # the last line may be cut
+    lines = _head_lines(path, encoding)
     content = [l for l in lines if l.strip()]
     if not content:
         return None
@@ -102,12 +120,12 @@ def detect_format(path: Path) -> Optional[str]:
     if not token_lines:
         return "conll2003" if docstart else None
     tabbed = "\t" in token_lines[0]
-    widths = [len(l.split("\t") if tabbed else l.split()) for l in token_lines]
+    widths = [len(split_columns(l)) for l in token_lines]
     multi = [w for w in widths if w >= 2]
     if not multi:
-        raise InputError(path, None, f"no tag column: lines hold one column, e.g. {token_lines[0]!r}. Each token line needs its tag (`token TAG`)")
+        raise InputError(path, None, f"no tag column: lines hold one column, e.g. {shown(token_lines[0])}. Each token line needs its tag (`token TAG`)")
     width = max(sorted(set(multi), reverse=True), key=lambda w: (multi.count(w), w in (2, 4)))
-    cols = (token_lines[0].split("\t") if tabbed else token_lines[0].split())
+    cols = split_columns(token_lines[0])
     if width == 2:
         return "two_column"
     if width == 4:
@@ -124,9 +142,10 @@ def detect_format(path: Path) -> Optional[str]:
 
 def read_sentences(paths: Sequence[Path], options: ReadOptions, problems: Problems, counts: ReadCounts) -> Iterator[Sentence]:
     """Stream sentences from files, each in its own (detected or given) format."""
+    check_encoding(options.encoding)
     for path in paths:
         path = Path(path)
-        fmt = options.format if options.format != "auto" else detect_format(path)
+        fmt = options.format if options.format != "auto" else detect_format(path, options.encoding)
         counts.files += 1
         if fmt is None or path.stat().st_size == 0:
             what = "is empty" if path.stat().st_size == 0 else "holds only blank lines"
@@ -142,11 +161,10 @@ def read_sentences(paths: Sequence[Path], options: ReadOptions, problems: Proble
             reader = _read_columns(path, fmt, options, problems, counts)
         else:
             raise InputError(path, None, f"unknown format {fmt!r}; use one of: {', '.join(FORMATS)}")
-        yielded = 0
+        read_before = counts.sentences
         for sent in reader:
-            yielded += 1
             yield sent
-        if yielded == 0 and counts.formats[str(path)] != "empty":
+        if counts.sentences == read_before:  # (a file whose sentences were all skipped has said why already)
             problems.report(path, None, "empty_file", "file holds no sentences", "nothing read from it")
 
 
@@ -166,28 +184,32 @@ def _count_sentence(problems: Problems, counts: ReadCounts, path, n_tokens: int,
     return True
 
 
-def _decoded_lines(path: Path, encoding: str, problems: Problems) -> Iterator[Tuple[int, Optional[str], str]]:
-    """Yield (line number, text without line end or None if undecodable, error)."""
-    enc = "utf-8" if encoding == "auto" else encoding
+def _decoded_lines(path: Path, encoding: str, problems: Problems, counts: ReadCounts) -> Iterator[Tuple[int, Optional[str], str]]:
+    """Yield (line number, text without line end or None if the line cannot be used, why not)."""
     with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
-                problems.report(path, 1, "bom", "file starts with a UTF-8 byte-order mark", "removed it")
-                raw = raw[3:]
-            try:
-                text = raw.decode(enc)
-            except UnicodeDecodeError as e:
-                yield lineno, None, (
-                    f"invalid {enc} at byte {e.start + 1} of the line ({raw[e.start:e.start + 1]!r}); "
-                    "re-encode the file as UTF-8 or pass --encoding (e.g. cp1252)"
-                )
+        lines = decode_lines(f, encoding)
+        _note_encoding(path, lines, problems, counts)
+        for line in lines:
+            if line.error is not None:
+                yield line.number, None, f"{line.error}; re-encode the file as UTF-8 or pass --encoding (e.g. cp1252)"
                 continue
-            yield lineno, text.rstrip("\r\n"), ""
+            problem = text_problem(line.text)
+            if problem is not None:
+                hint = " (a UTF-16 file without a byte-order mark? pass --encoding utf-16-le)" if "NUL" in problem else ""
+                yield line.number, None, f"line holds {problem}{hint}"
+                continue
+            yield line.number, line.text, ""
+
+
+def _note_encoding(path: Path, lines: TextLines, problems: Problems, counts: ReadCounts) -> None:
+    if lines.bom == "utf-8" and lines.skip:
+        problems.report(path, 1, "bom", "file starts with a UTF-8 byte-order mark", "removed it")
+    elif lines.codec != "utf-8" and str(path) in counts.formats:
+        counts.formats[str(path)] += f" ({lines.codec})"
 
 
 def _read_columns(path: Path, fmt: str, options: ReadOptions, problems: Problems, counts: ReadCounts) -> Iterator[Sentence]:
     tag_col, width = TEXT_FORMATS[fmt]
-    tabbed: Optional[bool] = None
     words: List[str] = []
     tags: List[str] = []
     first_line = 0
@@ -215,7 +237,7 @@ def _read_columns(path: Path, fmt: str, options: ReadOptions, problems: Problems
         words, tags, bad, extra, n_lines = [], [], None, 0, 0
         return sent
 
-    for lineno, text, error in _decoded_lines(path, options.encoding, problems):
+    for lineno, text, error in _decoded_lines(path, options.encoding, problems, counts):
         if text is None:
             if not n_lines:
                 first_line = lineno
@@ -228,9 +250,8 @@ def _read_columns(path: Path, fmt: str, options: ReadOptions, problems: Problems
             if sent is not None:
                 yield sent
             continue
-        if tabbed is None:
-            tabbed = "\t" in text
-        parts = text.split("\t") if tabbed else text.split()
+        tabbed = "\t" in text
+        parts = split_columns(text)
         if parts[0].strip() == "-DOCSTART-":
             sent = finish()
             if sent is not None:
@@ -243,11 +264,11 @@ def _read_columns(path: Path, fmt: str, options: ReadOptions, problems: Problems
         if bad is not None:
             continue
         if len(parts) < 2:
-            bad = (lineno, "no_tag_column", f"line has no tag column: {text!r} (expected {width} columns: token{' and tag' if width == 2 else ', ..., tag'})")
+            bad = (lineno, "no_tag_column", f"line has no tag column: {shown(text)} (expected {width} columns: token{' and tag' if width == 2 else ', ..., tag'})")
             continue
         if len(parts) != width:
             hint = " (a token containing spaces? separate columns with tabs)" if not tabbed and len(parts) > width else ""
-            bad = (lineno, "columns", f"line has {len(parts)} columns, expected {width}{hint}: {text!r}")
+            bad = (lineno, "columns", f"line has {len(parts)} columns, expected {width}{hint}: {shown(text)}")
             continue
         word, tag = parts[0], parts[tag_col].strip()
         if tabbed:
@@ -256,11 +277,11 @@ def _read_columns(path: Path, fmt: str, options: ReadOptions, problems: Problems
             bad = (lineno, "empty_token", "empty token before the tag column")
             continue
         if not tag:
-            bad = (lineno, "empty_tag", f"empty tag for token {word!r}: every token needs a tag such as O or B-TECH")
+            bad = (lineno, "empty_tag", f"empty tag for token {shown(word)}: every token needs a tag such as O or B-TECH")
             continue
         if tabbed and len(word.split()) > 1:
             pieces = word.split()
-            problems.report(path, lineno, "token_spaces", f"token {word!r} contains spaces", f"split it into {len(pieces)} tokens")
+            problems.report(path, lineno, "token_spaces", f"token {shown(word)} contains spaces", f"split it into {len(pieces)} tokens")
             words.extend(pieces)
             tags.extend(_split_tag(tag, len(pieces)))
             extra += len(pieces) - 1
@@ -291,49 +312,32 @@ def _is_so_meta(words: List[str]) -> bool:
     return len(words) > 1 and words[1] == ":" and (words[0] in SO_HEADERS or words[0] in SO_CODE)
 
 
-def _pick_encoding(path: Path, encoding: str) -> str:
-    if encoding != "auto":
-        return encoding
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    with open(path, "rb") as f:
-        try:
-            while True:
-                chunk = f.read(1 << 20)
-                decoder.decode(chunk, final=not chunk)
-                if not chunk:
-                    return "utf-8-sig"
-        except UnicodeDecodeError:
-            return "cp1252"
-
-
 _CSV_SENT = ("sentence #", "sentence", "sentence_id", "sentence_idx", "sentence #:")
 _CSV_WORD = ("word", "token", "words", "tokens")
 _CSV_TAG = ("tag", "ner", "ner_tag", "label", "tags")
 
 
 def _read_csv(path: Path, options: ReadOptions, problems: Problems, counts: ReadCounts) -> Iterator[Sentence]:
-    encoding = _pick_encoding(path, options.encoding)
-    if encoding == "cp1252" and options.encoding == "auto":
-        counts.formats[str(path)] = "csv (not UTF-8: read as cp1252)"
-    with open(path, "rb") as raw:
-        if raw.read(3) == codecs.BOM_UTF8:
-            problems.report(path, 1, "bom", "file starts with a UTF-8 byte-order mark", "removed it")
-    f = open(path, encoding=encoding, newline="", errors="strict")
-    with f:
-        reader = csv.reader(f)
-        try:
-            header = next(reader)
-        except StopIteration:
+    with open(path, "rb") as f:
+        lines = decode_lines(f, options.encoding)
+        _note_encoding(path, lines, problems, counts)
+        records = csv_records(lines)
+        header = None
+        for record in records:
+            if record.error is not None:
+                raise InputError(path, record.error_line, f"cannot read the header: {record.error}; pass --encoding or fix the header")
+            if any(c.strip() for c in record.fields):
+                header = record.fields
+                break
+        if header is None:
             return
-        except UnicodeDecodeError as e:
-            raise InputError(path, 1, f"cannot decode the header as {encoding}: {e.reason}; pass --encoding") from None
         folded = [h.strip().lower() for h in header]
 
         def column(names, what):
             for i, h in enumerate(folded):
                 if h in names:
                     return i
-            raise InputError(path, 1, f"no {what} column in the header {header!r} (expected one of: {', '.join(names)})")
+            raise InputError(path, 1, f"no {what} column in the header {shown(header)} (expected one of: {', '.join(names)})")
 
         s_col, w_col, t_col = column(_CSV_SENT, "sentence id"), column(_CSV_WORD, "word"), column(_CSV_TAG, "tag")
         need = max(s_col, w_col, t_col) + 1
@@ -352,37 +356,37 @@ def _read_csv(path: Path, options: ReadOptions, problems: Problems, counts: Read
             words, tags, bad, n = [], [], None, 0
             return sent
 
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                break
-            except UnicodeDecodeError as e:
-                raise InputError(path, reader.line_num + 1, f"cannot decode as {encoding}: {e.reason}; pass --encoding") from None
-            except csv.Error as e:
-                raise InputError(path, reader.line_num, f"malformed CSV: {e}") from None
-            lineno = reader.line_num
-            if not any(c.strip() for c in row):
+        for record in records:
+            row, lineno = record.fields, record.line
+            if record.error is None and not any(c.strip() for c in row):
                 continue
+            # a row that cannot be read (fields []) belongs to the sentence before it: its id is unreadable
             if len(row) > s_col and row[s_col].strip():
                 sent = finish()
                 if sent is not None:
                     yield sent
             if not n:
                 first = lineno
-            n += 1
+            n += 1  # one row, one token: skipped rows are counted like read ones
             if bad is not None:
                 continue
+            if record.error is not None:
+                hint = "; re-encode the file as UTF-8 or pass --encoding (e.g. cp1252)" if row else ""
+                bad = (record.error_line, "encoding" if row else "csv", f"{record.error}{hint}")
+                continue
             if len(row) < need:
-                bad = (lineno, "columns", f"row has {len(row)} fields, expected {len(header)}: {row!r}")
+                bad = (lineno, "columns", f"row has {len(row)} fields, expected {len(header)}: {shown(row)}")
                 continue
             word, tag = row[w_col], row[t_col].strip()
-            if not word.strip():
+            invalid = text_problem(word) or text_problem(tag)
+            if invalid:
+                bad = (lineno, "invalid_text", f"row holds {invalid}")
+            elif not word.strip():
                 bad = (lineno, "empty_token", "empty word")
             elif not tag:
-                bad = (lineno, "empty_tag", f"empty tag for word {word!r}")
+                bad = (lineno, "empty_tag", f"empty tag for word {shown(word)}")
             elif len(word.split()) > 1:
-                bad = (lineno, "token_spaces", f"word {word!r} contains spaces; split it into one word per row")
+                bad = (lineno, "token_spaces", f"word {shown(word)} contains spaces; split it into one word per row")
             else:
                 words.append(word.strip())
                 tags.append(tag)
@@ -397,7 +401,7 @@ _JSON_TAGS = ("ner_tags", "ner", "tags", "labels")
 
 def _read_jsonl(path: Path, options: ReadOptions, problems: Problems, counts: ReadCounts) -> Iterator[Sentence]:
     names = list(options.tag_names) if options.tag_names else None
-    for lineno, text, error in _decoded_lines(path, options.encoding, problems):
+    for lineno, text, error in _decoded_lines(path, options.encoding, problems, counts):
         if text is not None and not text.strip():
             continue
         counts.sentences += 1
@@ -409,6 +413,9 @@ def _read_jsonl(path: Path, options: ReadOptions, problems: Problems, counts: Re
         except json.JSONDecodeError as e:
             _skip(problems, counts, path, lineno, "json", f"invalid JSON at column {e.colno}: {e.msg}", 0)
             continue
+        except RecursionError:
+            _skip(problems, counts, path, lineno, "json", "JSON nested too deeply to read", 0)
+            continue
         if not isinstance(obj, dict):
             _skip(problems, counts, path, lineno, "json", "line is not a JSON object", 0)
             continue
@@ -416,7 +423,7 @@ def _read_jsonl(path: Path, options: ReadOptions, problems: Problems, counts: Re
         tkey = next((k for k in _JSON_TAGS if k in obj), None)
         if wkey is None or tkey is None:
             missing = "tokens/words" if wkey is None else "ner_tags/ner"
-            _skip(problems, counts, path, lineno, "json", f"object has no {missing} field (keys: {', '.join(obj)})", 0)
+            _skip(problems, counts, path, lineno, "json", f"object has no {missing} field (keys: {printable(', '.join(obj), SHOWN_CHARS)})", 0)
             continue
         words, raw_tags = obj[wkey], obj[tkey]
         if not isinstance(words, list) or not isinstance(raw_tags, list):
@@ -432,8 +439,11 @@ def _read_jsonl(path: Path, options: ReadOptions, problems: Problems, counts: Re
         tags = []
         bad = None
         for i, (w, t) in enumerate(zip(words, raw_tags)):
-            if isinstance(t, bool) or not isinstance(t, (int, str)):
-                bad = f"{tkey}[{i}] is {t!r}: tags must be strings or integer ids"
+            invalid = next((p for p in (w, t) if isinstance(p, str) and text_problem(p)), None)
+            if invalid is not None:
+                bad = f"{wkey if invalid is w else tkey}[{i}] holds {text_problem(invalid)}"
+            elif isinstance(t, bool) or not isinstance(t, (int, str)):
+                bad = f"{tkey}[{i}] is {shown(t)}: tags must be strings or integer ids"
             elif isinstance(t, int):
                 if names is None:
                     raise InputError(path, lineno, f"{tkey} holds integer ids; pass --tag-names with the label list (e.g. O,B-TECH,I-TECH) or a file with one name per line")
@@ -442,9 +452,9 @@ def _read_jsonl(path: Path, options: ReadOptions, problems: Problems, counts: Re
                 else:
                     t = names[t]
             if bad is None and (not isinstance(w, str) or not w.strip()):
-                bad = f"{wkey}[{i}] is {w!r}: tokens must be non-empty strings"
+                bad = f"{wkey}[{i}] is {shown(w)}: tokens must be non-empty strings"
             elif bad is None and len(w.split()) > 1:
-                bad = f"{wkey}[{i}] = {w!r} contains spaces"
+                bad = f"{wkey}[{i}] = {shown(w)} contains spaces"
             elif bad is None and not str(t).strip():
                 bad = f"{tkey}[{i}] is empty: every token needs a tag such as O or B-TECH"
             if bad:
@@ -462,8 +472,25 @@ def load_tag_names(value: Optional[str]) -> Optional[List[str]]:
         return None
     p = Path(value)
     if p.is_file():
-        text = p.read_text(encoding="utf-8-sig")
+        try:
+            text = p.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise InputError(p, None, f"--tag-names file is not UTF-8 text (byte {e.start + 1}): give one name per line or a JSON list") from None
         if text.lstrip().startswith("["):
-            return [str(x) for x in json.loads(text)]
-        return [l.strip() for l in text.splitlines() if l.strip()]
-    return [x.strip() for x in value.split(",")]
+            try:
+                names = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise InputError(p, e.lineno, f"--tag-names file is not a valid JSON list: {e.msg}") from None
+            except RecursionError:
+                raise InputError(p, None, "--tag-names file is JSON nested too deeply: give a flat list of names") from None
+            if not isinstance(names, list) or not all(isinstance(x, (str, int, float)) for x in names):
+                raise InputError(p, None, "--tag-names file must hold a flat JSON list of names such as [\"O\", \"B-TECH\"]")
+            names = [str(x) for x in names]
+        else:
+            names = [l.strip() for l in text.splitlines() if l.strip()]
+        where = p
+    else:
+        names, where = [x.strip() for x in value.split(",")], None
+    if not names or any(not n or text_problem(n) for n in names):
+        raise InputError(where, None, f"--tag-names {shown(value)}: give non-empty names, e.g. O,B-TECH,I-TECH")
+    return names

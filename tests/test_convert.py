@@ -54,11 +54,15 @@ def test_column_formats(write, tmp_path, name, content, fmt):
 
 def test_csv_annotated_corpus_shape_cp1252_crlf(write, tmp_path):
     text = "Sentence #,Word,POS,Tag\r\nSentence: 1,Caf\u00e9,NN,O\r\n,runs,VBZ,O\r\n,\"Python\",NNP,B-tech\r\n,.,.,O\r\nSentence: 2,\"3D\",NN,B-tech\r\n,printing,NN,I-tech\r\n"
-    stats, docs = run(write, tmp_path, "ner.csv", text.encode("cp1252"))
+    stats, docs = run(write, tmp_path, "ner.csv", text.encode("cp1252"), read_options=ReadOptions(encoding="cp1252"))
     assert ents(docs) == [("Python", "tech"), ("3D printing", "tech")]
     assert docs[0][0].text == "Caf\u00e9"
-    assert stats.read.formats[str(tmp_path / "ner.csv")].startswith("csv (not UTF-8")
+    assert stats.read.formats[str(tmp_path / "ner.csv")] == "csv (cp1252)"
     assert stats.sentences_out == 2
+    # without --encoding, the row that is not UTF-8 skips its sentence (named), never the file (no mojibake)
+    stats, docs = run(write, tmp_path, "ner.csv", text.encode("cp1252"))
+    assert ents(docs) == [("3D printing", "tech")]
+    assert [str(p) for p in stats.problems.examples][0].startswith(f"{tmp_path / 'ner.csv'}:2: not valid UTF-8")
 
 
 def test_csv_utf8_lf(write, tmp_path):
@@ -168,7 +172,7 @@ BAD = [
     ("prefix.tsv", b"a\tO\nb\tX-TECH\n\n", r"prefix\.tsv:2: tag 'X-TECH' has the unknown prefix 'X-'"),
     ("emptytag.tsv", b"a\tO\nb\t\n\n", r"emptytag\.tsv:2: empty tag for token 'b'"),
     ("bom.tsv", b"\xef\xbb\xbfa\tO\n\n", r"bom\.tsv:1: file starts with a UTF-8 byte-order mark"),
-    ("latin.tsv", b"a\tO\ncaf\xe9\tO\n\n", r"latin\.tsv:2: invalid utf-8 at byte 4"),
+    ("latin.tsv", b"a\tO\ncaf\xe9\tO\n\n", r"latin\.tsv:2: not valid UTF-8 at character 4 of the line \(byte 0xE9\)"),
     ("spaces.tsv", b"a\tO\nNew York\tB-LOC\n\n", r"spaces\.tsv:2: token 'New York' contains spaces"),
     ("cols.txt", b"a O\nb c O\n\n", r"cols\.txt:2: line has 3 columns, expected 2"),
     ("nolabel.tsv", b"a\tB-\n\n", r"nolabel\.tsv:1: tag 'B-' is not O"),

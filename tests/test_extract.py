@@ -163,7 +163,7 @@ def test_strict_exits_1_without_output(tiny_pipeline, write, tmp_path, which, lo
 def test_invalid_utf8_csv_row(nlp, write, tmp_path):
     src = write("enc.csv", b"text\nfine\nbad \xff byte\nfine again\n")
     rows = read_rows_of(nlp, [src], tmp_path / "o.jsonl")
-    assert [r["error"] for r in rows] == [None, f"{src}:3: not valid UTF-8", None]
+    assert [r["error"] for r in rows] == [None, f"{src}:3: not valid UTF-8 at character 5 of the line (byte 0xFF)", None]
 
 
 def read_rows_of(nlp, inputs, out, **kw):
