@@ -55,7 +55,7 @@ def _own_files(folder: Path) -> List[str]:
     return [n for n in names if isinstance(n, str)]
 
 
-def check_output(path: Union[str, Path], *, is_dir: bool = False) -> None:
+def check_replaceable(path: Union[str, Path], *, is_dir: bool = False) -> None:
     """Refuse an output that would remove or overwrite something the tool did not write.
 
     RAISES InputError: a file output that is a folder; a folder output that is a
@@ -83,10 +83,10 @@ def atomic_path(path: Union[str, Path], *, is_dir: bool = False) -> Iterator[Pat
 
     path (Path): The final file or folder.
     is_dir (bool): Whether the output is a folder (created empty for the caller).
-    RAISES InputError: the output would remove something the tool did not write (see check_output).
+    RAISES InputError: the output would remove something the tool did not write (see check_replaceable).
     """
     path = Path(path)
-    check_output(path, is_dir=is_dir)
+    check_replaceable(path, is_dir=is_dir)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if is_dir:
@@ -116,11 +116,11 @@ def atomic_path(path: Union[str, Path], *, is_dir: bool = False) -> Iterator[Pat
 
 
 def _replace_dir(tmp: Path, path: Path) -> None:
-    """Swap the new folder in; the old one held only this tool's files (check_output saw to that)."""
+    """Swap the new folder in; the old one held only this tool's files (check_replaceable saw to that)."""
     if not path.is_dir():
         os.replace(tmp, path)
         return
-    check_output(path, is_dir=True)  # again: something may have appeared while the output was written
+    check_replaceable(path, is_dir=True)  # again: something may have appeared while the output was written
     old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
     os.replace(path, old / path.name)
     os.replace(tmp, path)

@@ -13,7 +13,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
 
-from .atomic import atomic_path
+from .atomic import atomic_path, check_replaceable
 from .labels import LabelMap
 from .problems import InputError, Problems, check_output, same_file
 from .readers import ReadCounts, ReadOptions, Sentence, read_sentences
@@ -288,12 +288,13 @@ def convert(
 def check_convert_output(output: Path, files: Sequence[Path]) -> None:
     """Refuse an output that would overwrite or remove an input, or any file convert did not write.
 
-    A folder output is replaced whole (see atomic_path), so it must not hold an input, nor anything but
-    the `part-NNNNN.spacy` shards of an earlier run.
+    A folder output is replaced whole, so it must not hold an input; atomic_path refuses a folder that holds
+    anything but an earlier output (the files its manifest lists).
     """
     is_dir = output.suffix != ".spacy"
     same_file(output, files)
     check_output(output, is_dir=is_dir)
+    check_replaceable(output, is_dir=is_dir)
     if not is_dir or not output.is_dir():
         return
     folder = output.resolve()
@@ -301,13 +302,6 @@ def check_convert_output(output: Path, files: Sequence[Path]) -> None:
         if folder in Path(f).resolve().parents:
             raise InputError(output, None, f"the output folder holds the input {f}, and convert replaces the folder "
                                            "whole: choose a new folder")
-    foreign = next((p for p in sorted(output.iterdir()) if not _SHARD.fullmatch(p.name)), None)
-    if foreign is not None:
-        raise InputError(output, None, f"the output folder already holds {foreign.name}, which convert did not "
-                                       "write, and convert replaces the folder whole: choose a new or empty folder")
-
-
-_SHARD = re.compile(r"part-\d{5}\.spacy")
 
 
 def _write_shard(db: DocBin, folder: Path, index: int, final: Path) -> str:
