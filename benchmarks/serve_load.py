@@ -5,7 +5,13 @@ interpreter), waits for /api/health, then runs `--clients` asyncio clients that 
 loop until `--seconds` have passed. Writes requests/s, p50/p90/p99 latency and the error count to a JSON
 results file. Traffic goes to the loopback address only, and the run stops by itself.
 
+`--big-chars N` adds the fairness scenario: one more client sends a text of N characters (500,000 is the
+server's default maximum, about 100 s of work) again and again, and the figures of the small requests show how
+long they wait beside it; the big requests' count, latency and statuses are reported apart.
+
     python benchmarks/serve_load.py --model training/model-best --seconds 60 --clients 32
+    python benchmarks/serve_load.py --model training/model-best --seconds 120 --clients 4 --big-chars 500000 \
+        --out benchmarks/results/serve_fairness.json
 """
 import asyncio
 import json
@@ -72,10 +78,24 @@ def percentile(sorted_values: List[float], q: float) -> float:
     return sorted_values[i]
 
 
-async def run_load(base: str, clients: int, seconds: float, texts: List[str], max_requests: int) -> dict:
+def make_big_text(chars: int, seed: int = 1) -> str:
+    """Paragraphs of short posts up to `chars` characters: one maximum-size text."""
+    paragraphs, size = [], 0
+    for text in make_texts(max(1, chars // 300 + 1), seed):
+        paragraphs.append(text)
+        size += len(text) + 2
+        if size >= chars:
+            break
+    return "\n\n".join(paragraphs)[:chars]
+
+
+async def run_load(base: str, clients: int, seconds: float, texts: List[str], max_requests: int,
+                   big_text: str = "") -> dict:
     import httpx
 
     latencies: List[float] = []
+    big_latencies: List[float] = []
+    big_statuses: Counter = Counter()
     errors: Counter = Counter()
     sent = 0
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -101,7 +121,17 @@ async def run_load(base: str, clients: int, seconds: float, texts: List[str], ma
                     errors[type(e).__name__] += 1
                 i += clients
 
-        await asyncio.gather(*(client(k) for k in range(clients)))
+        async def big_client() -> None:  # the fairness scenario: one maximum-size text after another
+            while time.monotonic() < stop:
+                t0 = time.perf_counter()
+                try:
+                    r = await http.post("/api/extract", json={"text": big_text}, timeout=max(60.0, seconds * 2))
+                    big_statuses[f"HTTP {r.status_code}"] += 1
+                    big_latencies.append(time.perf_counter() - t0)
+                except httpx.HTTPError as e:
+                    big_statuses[type(e).__name__] += 1
+
+        await asyncio.gather(*(client(k) for k in range(clients)), *([big_client()] if big_text else []))
         elapsed = time.monotonic() - start
     latencies.sort()
     return {
@@ -111,6 +141,9 @@ async def run_load(base: str, clients: int, seconds: float, texts: List[str], ma
         "elapsed_s": round(elapsed, 2),
         "requests_per_s": round(len(latencies) / elapsed, 2),
         "latency_ms": {f"p{q}": round(1000 * percentile(latencies, q), 1) for q in (50, 90, 99)},
+        "max_latency_ms": round(1000 * max(latencies, default=float("nan")), 1),
+        **({"big_requests": {"chars": len(big_text), "statuses": dict(big_statuses),
+                             "latency_s": [round(x, 2) for x in big_latencies]}} if big_text else {}),
     }
 
 
@@ -121,6 +154,9 @@ def main(
     clients: int = typer.Option(32, "--clients", min=1),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="The server's --batch-size"),
     max_requests: int = typer.Option(1_000_000, "--max-requests", min=1, help="Stop after this many requests"),
+    big_chars: int = typer.Option(0, "--big-chars", min=0,
+                                  help="Fairness scenario: one more client sends texts of this many characters "
+                                       "(0: off); the latency figures are the small requests'"),
     out: Path = typer.Option(Path("benchmarks/results/serve_load.json"), "--out"),
 ):
     """Measure requests/s and latency of /api/extract under concurrent clients."""
@@ -133,14 +169,19 @@ def main(
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, str(ROOT / "scripts" / "serve.py"), "--model", str(model), "--host", "127.0.0.1",
-             "--port", str(port), "--batch-size", str(batch_size), "--log-level", "warning"],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+             "--port", str(port), "--batch-size", str(batch_size), "--log-level", "warning",
+             "--max-text-chars", str(max(500_000, big_chars)), "--max-body-bytes", str(max(5_000_000, 4 * big_chars))],
+            stdout=log, stderr=subprocess.STDOUT,
+            # this checkout's tech_ner, not whichever one is installed
+            env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+                 "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
         try:
             load_start = time.monotonic()
             wait_until_up(base, proc)
             startup = time.monotonic() - load_start
             texts = make_texts(256)
-            stats = asyncio.run(run_load(base, clients, seconds, texts, max_requests))
+            stats = asyncio.run(run_load(base, clients, seconds, texts, max_requests,
+                                         make_big_text(big_chars) if big_chars else ""))
         finally:
             proc.send_signal(signal.SIGINT)
             try:
@@ -158,6 +199,7 @@ def main(
         "clients": clients,
         "seconds": seconds,
         "batch_size": batch_size,
+        "big_chars": big_chars,
         "words_per_text": round(sum(len(t.split()) for t in make_texts(256)) / 256, 1),
         "startup_s": round(startup, 2),
         **stats,
@@ -166,8 +208,11 @@ def main(
     }
     write_text_atomic(out, json.dumps(result, indent=2) + "\n")
     lat = stats["latency_ms"]
-    typer.echo(f"{clients} clients, {stats['elapsed_s']} s: {stats['requests_per_s']} requests/s, p50 {lat['p50']} ms, "
-               f"p99 {lat['p99']} ms, {stats['errors']} errors -> {out}")
+    big = stats.get("big_requests")
+    beside = f" beside {sum(big['statuses'].values())} texts of {big_chars:,} characters" if big else ""
+    typer.echo(f"{clients} clients{beside}, {stats['elapsed_s']} s: {stats['requests_per_s']} requests/s, "
+               f"p50 {lat['p50']} ms, p99 {lat['p99']} ms, max {stats['max_latency_ms']} ms, {stats['errors']} errors "
+               f"-> {out}")
 
 
 if __name__ == "__main__":

@@ -318,9 +318,7 @@ def test_csv_column_option_and_cp1252(client):
 @pytest.mark.parametrize("data,status,message", [
     (b"id,body\n1,Rust\n", 400, "the CSV has no 'text' column; its header has 'id', 'body'"),
     (b"", 400, "no header row"),
-    (b"text\nRust\n\"unterminated\n", 200, ""),  # the csv module reads an open quote to the end: one last row
-    (b"id,text\n1,Rust,extra\n", 422, "CSV line 2: 3 fields, but the header has 2"),
-    (b"text\nRust\x00\n", 422, "NUL bytes"),
+    (b"text\x00\nRust\n", 422, "NUL bytes"),
     (b"text\n" + b"Rust\n" * 6, 413, "more than 5 rows"),
     (b"text\n" + b"R" * 200 + b"\n", 413, "CSV line 2: the text has 200 characters; the limit is 100"),
 ])
@@ -576,3 +574,297 @@ def test_settings_are_checked():
     with pytest.raises(ValueError, match="max_csv_rows must be an integer >= 1"):
         ServeSettings(max_csv_rows=0)
     assert json.loads(json.dumps(ServeSettings().allowed_url_hosts)) == []
+
+
+# --- invalid text in any field -----------------------------------------------------------------------------------
+
+
+JSON = {"content-type": "application/json"}
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+
+
+def _multipart(*fields):
+    """A multipart body from (name, filename or None, raw bytes) fields, to send bytes httpx would not encode."""
+    boundary = "tech-ner-test-boundary"
+    body = b""
+    for name, filename, value in fields:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        body += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + value + b"\r\n"
+    return body + f"--{boundary}--\r\n".encode(), {"content-type": f"multipart/form-data; boundary={boundary}"}
+
+
+CSV_FILE = ("file", "in.csv", b"text\nRust\n")
+
+INVALID_TEXT = [
+    # (path, body, headers, field, what the message says)
+    ("/api/extract", b'{"text": "Python \\ud800 Rust"}', JSON, "text", "lone surrogate"),
+    ("/api/extract", b'{"text": "Python \\udfff"}', JSON, "text", "lone surrogate"),
+    ("/api/extract", b'{"text": "Python \xff Rust"}', JSON, "text", "not valid UTF-8"),
+    ("/api/extract", b'{"text": "Python \xed\xa0\x80 Rust"}', JSON, "text", "not valid UTF-8"),  # an encoded surrogate
+    ("/api/extract", b'{"text": "Python \\u0000 Rust"}', JSON, "text", "NUL"),
+    ("/api/extract", b'{"text": ["\\ud800"]}', JSON, "text.0", "lone surrogate"),  # nested
+    ("/api/extract", b'{"text": "Rust", "\\ud800": 1}', JSON, "body", "lone surrogate"),  # in a key
+    ("/api/extract", b'{"text": "Rust", "html": "\xfe"}', JSON, "html", "not valid UTF-8"),
+    ("/api/extract-url", b'{"url": "http://example.com/\\udc80"}', JSON, "url", "lone surrogate"),
+    ("/api/extract-url", b'{"url": "http://ex\xc3.com/"}', JSON, "url", "not valid UTF-8"),
+    ("/api/extract-url", b'{"url": "http://example.com/\\u0000"}', JSON, "url", "NUL"),
+    ("/extract", b"text=Python%FF+Rust", FORM, "text", "not valid UTF-8"),
+    ("/extract", b"text=Python%00Rust", FORM, "text", "NUL"),
+    ("/extract", b"text=Python%ED%A0%80", FORM, "text", "not valid UTF-8"),
+    ("/extract-url", b"url=http://example.com/%C0", FORM, "url", "not valid UTF-8"),
+    ("/extract-url", b"url=http://example.com/%00", FORM, "url", "NUL"),
+    ("/api/extract-csv", *_multipart(CSV_FILE, ("column", None, b"te\xffxt")), "column", "not valid UTF-8"),
+    ("/api/extract-csv", *_multipart(CSV_FILE, ("column", None, b"te\x00xt")), "column", "NUL"),
+    ("/extract-csv", *_multipart(CSV_FILE, ("column", None, b"\xed\xb2\x80")), "column", "not valid UTF-8"),
+    ("/extract", *_multipart(("text", None, b"Rust \xff")), "text", "not valid UTF-8"),
+]
+
+
+@pytest.mark.parametrize("path,body,headers,field,what", INVALID_TEXT, ids=range(len(INVALID_TEXT)))
+def test_invalid_text_in_any_field_is_422_naming_the_field(nlp, path, body, headers, field, what):
+    client = TestClient(create_app(nlp), raise_server_exceptions=False)
+    r = client.post(path, content=body, headers=headers)
+    assert r.status_code == 422, r.text
+    message = r.json()["detail"] if path.startswith("/api/") else r.text
+    assert f"{field}: " in message and what in message
+    assert "internal error" not in message
+
+
+# --- CSV rows: nothing merged, nothing lost ----------------------------------------------------------------------
+
+
+def _rows(response):
+    import csv
+    import io
+
+    return list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"), newline="")))
+
+
+def test_csv_stray_quote_gives_an_error_row_never_merged_rows(client):
+    r = _csv(client, b'id,text\n1,"abc\n2,def\n3,ghi\n4,"jkl"\n5,Python\n')
+    assert r.status_code == 200
+    rows = _rows(r)
+    assert rows[0] == ["id", "text", "tech_terms", "tech_terms_error"]
+    assert len(rows) - 1 == 5  # rows in = rows out (error rows included)
+    assert [row[0] for row in rows[1:]] == ["1", "2", "3", "4", "5"]
+    assert "CSV line 2:" in rows[1][3] and rows[1][2] == ""
+    assert rows[5] == ["5", "Python", "Python", ""]
+    assert (r.headers["x-csv-rows"], r.headers["x-csv-error-rows"]) == ("5", "1")
+
+
+def test_csv_quote_that_swallows_rows_is_an_error_even_when_it_parses(client):
+    """The stray quote is closed by another stray quote before a delimiter: the csv module reads one good-looking
+    row from two lines. The second line looks like a row of its own, so the first is an error row."""
+    r = _csv(client, b'id,text,author\n1,"abc,ann\n2,def",bob\n3,Rust,cy\n')
+    rows = _rows(r)
+    assert len(rows) - 1 == 3
+    assert "CSV line 2:" in rows[1][4] and "line 3" in rows[1][4]
+    assert rows[3] == ["3", "Rust", "cy", "Rust", ""]
+
+
+def test_csv_legit_multiline_texts_are_kept(client):
+    data = b'id,text\n1,"Hi,\nI use Rust, and Python.\nThanks"\n2,"two\n\nparagraphs on Kubernetes"\n'
+    r = _csv(client, data)
+    rows = _rows(r)
+    assert rows == [["id", "text", "tech_terms"], ["1", "Hi,\nI use Rust, and Python.\nThanks", "Rust; Python"],
+                    ["2", "two\n\nparagraphs on Kubernetes", "Kubernetes"]]
+    assert r.headers["x-csv-error-rows"] == "0"
+
+
+@pytest.mark.parametrize("data,line,message", [
+    (b"text\nRust\n\"unterminated\n", 3, "never closed"),
+    (b"id,text\n1,Rust,extra\n", 2, "3 fields, but the header has 2"),
+    (b"text\nRust\x00\n", 2, "NUL"),
+    (b"id,text\n1,\"x\"y\n", 2, "malformed"),
+    ("id,text\n1,Rust é\n2,Café \xff\n3,Python\n".encode("utf-8").replace("\xff".encode(), b"\xff"), 3, "UTF-8"),
+])
+def test_csv_malformed_rows_are_error_rows_naming_their_line(client, data, line, message):
+    r = _csv(client, data)
+    assert r.status_code == 200
+    rows = _rows(r)
+    errors = [row for row in rows[1:] if row[-1]]
+    assert len(errors) == 1 and f"CSV line {line}:" in errors[0][-1] and message in errors[0][-1]
+    lines_in = len([x for x in data.replace(b"\r\n", b"\n").split(b"\n")[1:] if x.strip()])
+    assert len(rows) - 1 == lines_in  # every data line is one row out, good or error
+
+
+def test_csv_cr_only_line_ends(client):
+    r = _csv(client, b"id,text\r1,Rust\r2,\"two\rlines of Python\"\r")
+    assert r.status_code == 200
+    assert r.content == b"id,text,tech_terms\r1,Rust,Rust\r2,\"two\rlines of Python\",Python\r"
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(texts=st.lists(st.text(alphabet="ab ,\"\n\r", max_size=8), max_size=8),
+       ends=st.sampled_from(["\n", "\r\n", "\r"]), strays=st.lists(st.integers(0, 200), max_size=3))
+def test_read_csv_accounts_for_every_line(texts, ends, strays):
+    """Rows written by the csv module come back as written, and again after write_csv; with stray quotes
+    inserted, every physical line is in exactly one row (an error row: one line) or is blank: nothing merged
+    away, nothing lost."""
+    import csv
+    import io
+    import re
+
+    out = io.StringIO()
+    csv.writer(out, lineterminator=ends).writerow(["id", "text"])
+    for i, t in enumerate(texts):  # the csv module leaves a lone \r bare in a \n file: quote line breaks always
+        quoting = csv.QUOTE_ALL if "\r" in t or "\n" in t else csv.QUOTE_MINIMAL
+        csv.writer(out, lineterminator=ends, quoting=quoting).writerow([str(i), t])
+    data = out.getvalue()
+    table = read_csv(data.encode(), max_rows=100)
+    assert [r[1] for r in table.rows] == texts and not any(table.errors)
+    again = read_csv(write_csv(table, ["x"] * len(texts)), max_rows=100)
+    assert [r[1] for r in again.rows] == [t if not t.startswith(("\r",)) else "'" + t for t in texts]
+    header_end = len("id,text") + len(ends)
+    for at in strays:
+        at = header_end + min(at, len(data) - header_end)
+        data = data[:at] + '"' + data[at:]
+    table = read_csv(data.encode(), max_rows=100)
+    physical = re.split(r"\r\n|\n|\r", data)
+    if physical[-1] == "":
+        physical.pop()
+    covered = set()
+    previous = 1
+    for (first, last), error in zip(table.lines, table.errors):
+        assert previous < first <= last
+        assert error is None or first == last
+        covered.update(range(first, last + 1))
+        previous = last
+    assert all(not physical[n - 1].strip() for n in range(2, len(physical) + 1) if n not in covered)
+    assert table.blank_lines == len(physical) - 1 - len(covered)
+
+
+# --- formula injection -------------------------------------------------------------------------------------------
+
+
+def test_csv_cells_that_start_a_formula_are_neutralised():
+    table = read_csv(b'id,text\n1,=HYPERLINK("http://x")\n2,-5\n3,+cmd|x\n4,@SUM(A1)\n5,"\tx"\n6,"\rx"\n7,plain\n',
+                     max_rows=10)
+    body = write_csv(table, ["=1+2", "-2", "", "@x", "\tRust", "\rRust", "Rust"])
+    rows = [r for r in __import__("csv").reader(__import__("io").StringIO(body.decode(), newline=""))]
+    assert rows[1] == ["1", "'=HYPERLINK(\"http://x\")", "'=1+2"]
+    assert rows[2] == ["2", "-5", "-2"]  # a number is data, not a formula
+    assert rows[3] == ["3", "'+cmd|x", ""]
+    assert rows[4] == ["4", "'@SUM(A1)", "'@x"]
+    assert rows[5] == ["5", "'\tx", "'\tRust"] and rows[6] == ["6", "'\rx", "'\rRust"]
+    assert rows[7] == ["7", "plain", "Rust"]
+
+
+def test_csv_download_neutralises_formulas_and_reports_it(client):
+    r = _csv(client, b"id,text\n1,=Rust+1\n2,Rust\n")
+    assert _rows(r)[1][1] == "'=Rust+1" and r.headers["x-csv-cells-neutralised"] == "1"
+
+
+# --- security headers and the Host header ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method,path,kwargs", [
+    ("get", "/", {}), ("get", "/api/health", {}), ("get", "/nope", {}), ("get", "/openapi.json", {}),
+    ("post", "/api/extract", {"json": {}}), ("post", "/extract", {"data": {"text": "Rust"}}),
+    ("post", "/api/extract-csv", {"files": {"file": ("a.csv", b"text\nRust\n")}}),
+])
+def test_every_response_has_security_headers(client, method, path, kwargs):
+    r = getattr(client, method)(path, **kwargs)
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["x-frame-options"] == "DENY"
+    assert r.headers["referrer-policy"] == "no-referrer"
+    csp = r.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp and "script-src" not in csp
+
+
+def test_host_header_is_checked_against_allowed_hosts(nlp):
+    from tech_ner.serve import LOOPBACK_HOSTS, default_allowed_hosts
+
+    app = create_app(nlp, settings=ServeSettings(allowed_hosts=LOOPBACK_HOSTS))
+    for base, status in [("http://localhost:8000", 200), ("http://127.0.0.1", 200), ("http://[::1]:8000", 200),
+                         ("http://rebind.example:8000", 400), ("http://127.0.0.1.nip.io", 400)]:
+        with TestClient(app, base_url=base) as client:
+            r = client.get("/api/health")
+            assert r.status_code == status, base
+            assert r.headers["x-frame-options"] == "DENY"
+    assert default_allowed_hosts("127.0.0.1") == LOOPBACK_HOSTS == default_allowed_hosts("::1")
+    assert default_allowed_hosts("localhost") == LOOPBACK_HOSTS
+    assert default_allowed_hosts("0.0.0.0") == ("*",) == default_allowed_hosts("192.168.1.5")
+
+
+def test_readme_documents_allowed_hosts():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    serve_section = readme.split("tech-ner serve`", 1)[1].split("\n## ", 1)[0]
+    assert "--allowed-hosts" in serve_section
+
+
+# --- fairness ----------------------------------------------------------------------------------------------------
+
+
+@spacy.Language.component("test_slow_pipe")
+def _slow_component(doc):
+    time.sleep(0.0005 * len(doc.text))  # 0.1 s per 200 characters: a stand-in for the transformer
+    return doc
+
+
+@pytest.fixture
+def slow_nlp(nlp):
+    nlp.add_pipe("test_slow_pipe", first=True)
+    return nlp
+
+
+def test_small_request_is_answered_while_a_big_one_runs(slow_nlp):
+    """A big text (about 6 s of work) and small ones sent beside it: the small ones are answered in well under a
+    second each, and the big one still completes, whole."""
+    big = "Rust and Python in a sentence. " * 400  # 12,400 characters
+    app = create_app(slow_nlp, settings=ServeSettings(piece_chars=200, max_text_chars=len(big)))
+
+    async def run():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=60) as client:
+            big_task = asyncio.create_task(client.post("/api/extract", json={"text": big}))
+            await asyncio.sleep(0.3)  # the big one is being processed
+            latencies = []
+            for _ in range(3):
+                started = time.monotonic()
+                small = await client.post("/api/extract", json={"text": "Kubernetes and Rust."})
+                latencies.append(time.monotonic() - started)
+                assert small.status_code == 200 and len(small.json()["terms"]) == 2
+            assert not big_task.done()
+            return latencies, await big_task
+
+    try:
+        latencies, big_response = asyncio.run(run())
+    finally:
+        app.state.extractor.close()
+    assert max(latencies) < 1.5, latencies
+    assert big_response.status_code == 200 and big_response.json()["characters"] == len(big)
+    assert {t["text"]: t["count"] for t in big_response.json()["terms"]} == {"Rust": 400, "Python": 400}
+
+
+def test_request_over_the_time_limit_is_503(slow_nlp, make_client):
+    big = "Rust and Python in a sentence. " * 400
+    client = TestClient(create_app(slow_nlp, settings=ServeSettings(piece_chars=200, max_text_chars=len(big),
+                                                                    request_timeout=0.5)))
+    started = time.monotonic()
+    with client:
+        r = client.post("/api/extract", json={"text": big})
+        assert r.status_code == 503 and "--request-timeout" in r.json()["detail"]
+        assert time.monotonic() - started < 3
+        assert client.post("/api/extract", json={"text": "Rust"}).status_code == 200  # the worker moved on
+
+
+# --- the page header and the schema link -------------------------------------------------------------------------
+
+
+def test_docs_pages_are_gone_and_the_page_links_the_schema(client):
+    assert client.get("/docs").status_code == 404 and client.get("/redoc").status_code == 404
+    assert 'href="/openapi.json"' in client.get("/").text
+
+
+def test_page_shows_the_model_name_or_its_folder(nlp, tmp_path):
+    nlp.to_disk(tmp_path / "model-best")
+    with TestClient(create_app(str(tmp_path / "model-best"))) as client:
+        assert "<span>model-best</span>" in client.get("/").text and "0.0.0" not in client.get("/").text
+        assert client.get("/api/health").json()["model"] == "model-best"
+    nlp.meta.update(name="tech_ner", version="1.2.0")
+    nlp.to_disk(tmp_path / "named")
+    with TestClient(create_app(str(tmp_path / "named"))) as client:
+        assert "<span>en_tech_ner 1.2.0</span>" in client.get("/").text
