@@ -30,7 +30,8 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.util import registry
 from spacy.vocab import Vocab
-from thinc.api import Config, Dropout, Model, Softmax_v2, chain, glorot_uniform_init, set_dropout_rate, with_array
+from thinc.api import (Config, Dropout, Model, Softmax_v2, chain, concatenate, glorot_uniform_init, set_dropout_rate,
+                       with_array)
 from thinc.types import Floats2d
 
 from .factories import register_factory_once
@@ -38,6 +39,7 @@ from .factories import register_factory_once
 FACTORY_NAME = "bio_ner"
 FACTORY_VERSION = "tech_ner.bio_ner.v1"
 ARCHITECTURE = "tech_ner.TokenClassifier.v1"
+FEATURES_ARCHITECTURE = "tech_ner.WithTokenFeatures.v1"
 DECODINGS = ("viterbi", "greedy")
 OUTSIDE = "O"
 
@@ -76,6 +78,37 @@ def build_token_classifier(
     model = chain(tok2vec, with_array(chain(Dropout(dropout), output_layer)))
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("output_layer", output_layer)
+    return model
+
+
+@registry.architectures(FEATURES_ARCHITECTURE)
+def build_with_token_features(
+    tok2vec: Model[List[Doc], List[Floats2d]],
+    width: int = 64,
+    attrs: Sequence[str] = ("SHAPE", "PREFIX", "SUFFIX"),
+    rows: Sequence[int] = (1000, 2500, 2500),
+) -> Model[List[Doc], List[Floats2d]]:
+    """Token vectors with the spelling an uncased backbone cannot see, side by side.
+
+    An uncased WordPiece vocabulary reads "Java", "JAVA" and "java" alike, so "an apple and some java beans"
+    looks like "Apple" and "Java" to it. This puts spaCy's hash embeddings of each token's lexical
+    attributes (SHAPE: case, digits and punctuation, like "Xxxxx" or "xxxx.xx"; PREFIX; SUFFIX) next to
+    `tok2vec`'s vectors, trained with the head.
+
+    tok2vec (Model[List[Doc], List[Floats2d]]): The token vectors to extend (a TransformerListener).
+    width (int): Width of the feature vectors added to each token.
+    attrs (Sequence[str]): Token attributes to embed (spaCy attribute names, as spacy.MultiHashEmbed.v2 takes).
+    rows (Sequence[int]): Hash table rows for each attribute.
+    RETURNS (Model[List[Doc], List[Floats2d]]): tok2vec's vectors with `width` more columns.
+    """
+    if len(attrs) != len(rows) or not attrs:
+        raise ValueError(f"[bio_ner] {FEATURES_ARCHITECTURE}: give one row count per attribute "
+                         f"(attrs {list(attrs)}, rows {list(rows)})")
+    make_embed = registry.architectures.get("spacy.MultiHashEmbed.v2")
+    features = make_embed(width=width, attrs=list(attrs), rows=list(rows), include_static_vectors=False)
+    model = concatenate(tok2vec, features)
+    model.set_ref("tok2vec", tok2vec)
+    model.set_ref("features", features)
     return model
 
 
