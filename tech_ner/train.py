@@ -1,7 +1,13 @@
-"""Training through spaCy's config system, with the project's functions registered."""
+"""Training through spaCy's config system, with the project's functions registered.
+
+A config's `[budget]` section gives the training length in epochs (passes over the training data), so that one
+recipe fits a corpus of any size: `max_steps`, `eval_frequency`, `patience` (early stopping) and the warm-up are
+derived from the epochs and the number of batches the configured batcher makes of the training corpus.
+"""
+import math
 import os
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 from . import registrations  # noqa: F401  (registers the config functions)
 from .backbone import resolve_backbone
@@ -32,6 +38,8 @@ def train(config: Path, output: Path, *, overrides: Optional[Dict[str, object]] 
         value = overrides.get(key, cfg["paths"].get(key.split(".")[1]))
         if value in (None, "null") or not Path(str(value)).exists():
             raise InputError(None, None, f"--{key} {value}: no such corpus; run `spacy project run convert` first")
+    budget = epoch_budget(cfg, overrides)
+    overrides.update(budget)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     log = overrides.get("paths.log", cfg["paths"].get("log"))
@@ -39,3 +47,43 @@ def train(config: Path, output: Path, *, overrides: Optional[Dict[str, object]] 
         Path(str(log)).unlink()  # our output from an earlier run; spaCy would refuse to write it
     spacy_train(config, output, use_gpu=gpu_id, overrides=overrides)
     return output
+
+
+def batches_per_epoch(cfg, train_path: str) -> int:
+    """How many batches the config's training batcher makes of one pass over the training corpus."""
+    import spacy
+    from spacy.training.corpus import Corpus
+    from spacy.util import registry
+
+    nlp = spacy.blank(cfg["nlp"]["lang"])
+    batcher = registry.resolve({"batcher": cfg["training"]["batcher"]})["batcher"]
+    examples = Corpus(train_path, max_length=0)(nlp)
+    return max(1, sum(1 for _ in batcher(examples)))
+
+
+def epoch_budget(cfg, overrides: Dict[str, Any]) -> Dict[str, Any]:
+    """The overrides that `[budget]` implies for this corpus; none when the budget is off (epochs 0 or no
+    section) or when `training.max_steps` is given explicitly (an override wins).
+
+    RETURNS (Dict[str, Any]): training.max_steps, eval_frequency, patience and the warm-up steps.
+    """
+    budget = cfg.get("budget") or {}
+    epochs = float(budget.get("epochs", 0) or 0)
+    if epochs <= 0 or "training.max_steps" in overrides:
+        return {}
+    resolved = cfg.copy()
+    for key, value in overrides.items():  # the paths given on the command line, for the corpus and batcher
+        section, _, name = key.partition(".")
+        if section in resolved and "." not in name:
+            resolved[section][name] = value
+    resolved = resolved.interpolate()
+    per_epoch = batches_per_epoch(resolved, str(resolved["paths"]["train"]))
+    steps = max(1, math.ceil(epochs * per_epoch))
+    evals = max(1, int(budget.get("evals_per_epoch", 2)))
+    out = {
+        "training.max_steps": steps,
+        "training.eval_frequency": max(1, per_epoch // evals),
+        "training.patience": math.ceil(float(budget.get("patience_epochs", 0) or 0) * per_epoch),
+        "training.optimizer.learn_rate.warmup_steps": math.ceil(float(budget.get("warmup_share", 0.1)) * steps),
+    }
+    return out

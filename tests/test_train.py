@@ -75,3 +75,20 @@ def test_configs_pass_debug_config(config, tiny_corpus):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Config is valid" in result.stdout
+
+
+def test_epoch_budget_scales_with_the_corpus(tiny_corpus):
+    from spacy.util import load_config
+
+    from tech_ner.train import epoch_budget
+
+    cfg = load_config(ROOT / "configs" / "cpu_minilm.cfg", interpolate=False)
+    cfg["budget"]["epochs"] = 3
+    overrides = {"paths.train": str(tiny_corpus / "train.spacy"), "paths.dev": str(tiny_corpus / "dev.spacy")}
+    budget = epoch_budget(cfg, overrides)
+    # 8 sentences in documents of 2 = 4 documents; batches of 3 documents: 2 batches an epoch
+    assert budget == {"training.max_steps": 6, "training.eval_frequency": 1, "training.patience": 4,
+                      "training.optimizer.learn_rate.warmup_steps": 1}
+    assert epoch_budget(cfg, {**overrides, "training.max_steps": 2}) == {}  # an explicit override wins
+    cfg["budget"]["epochs"] = 0
+    assert epoch_budget(cfg, overrides) == {}
