@@ -138,6 +138,48 @@ def raw_text_scores(nlp: Language, gold_docs: Sequence[Doc], *, batch_size: int 
             "misaligned_gold_entities": misaligned}
 
 
+def _in_context(doc: Doc, start: int, end: int, width: int = 60) -> str:
+    """The span's sentence (or `width` characters either side) with the span in [brackets], on one line."""
+    span = doc[start:end]
+    sent = span.sent if doc.has_annotation("SENT_START") else doc[:]
+    left = doc.text[max(sent.start_char, span.start_char - width):span.start_char]
+    right = doc.text[span.end_char:min(sent.end_char, span.end_char + width)]
+    return " ".join(f"{left}[{span.text}]{right}".split())
+
+
+def frequent_errors(gold_docs: Sequence[Doc], pred_docs: Sequence[Doc], *, top: int = 15) -> Dict[str, List[Dict]]:
+    """The most frequent false positives and false negatives (exact entity match), with one context each.
+
+    A false positive that overlaps a gold entity, or a false negative that a prediction overlaps, is marked
+    `boundary` (the span's edges or label are off) rather than `spurious` / `missed`.
+    RETURNS (Dict[str, List[Dict]]): false_positives and false_negatives, each a list of
+        {text, label, count, kind, context}, most frequent first.
+    """
+    found: Dict[str, Dict[Tuple[str, str], Dict]] = {"false_positives": {}, "false_negatives": {}}
+    for gold, pred in zip(gold_docs, pred_docs):
+        try:
+            g = {(e.start, e.end, e.label_) for e in gold.ents}
+        except ValueError:  # ill-formed gold (an I- without its B-): the parity section lists it
+            continue
+        p = {(e.start, e.end, e.label_) for e in pred.ents}
+        for kind, mine, other, doc in (("false_positives", p - g, g, pred), ("false_negatives", g - p, p, gold)):
+            for start, end, label in sorted(mine):
+                overlaps = any(s < end and start < e for s, e, _ in other)
+                key = (doc[start:end].text.casefold(), label)
+                entry = found[kind].setdefault(key, {
+                    "text": doc[start:end].text, "label": label, "count": 0, "boundary": 0,
+                    "context": _in_context(gold, start, end)})
+                entry["count"] += 1
+                entry["boundary"] += overlaps
+    out = {}
+    for kind, entries in found.items():
+        ranked = sorted(entries.values(), key=lambda e: (-e["count"], e["text"].casefold()))[:top]
+        out[kind] = [{**e, "kind": ("boundary" if e["boundary"] == e["count"] else
+                                    "spurious" if kind == "false_positives" and not e["boundary"] else
+                                    "missed" if not e["boundary"] else "mixed")} for e in ranked]
+    return out
+
+
 def evaluate_docs(nlp: Language, gold_docs: Sequence[Doc], *, batch_size: int = 64, raw_text: bool = True) -> Dict:
     """Evaluate a pipeline on gold documents.
 
@@ -163,6 +205,7 @@ def evaluate_docs(nlp: Language, gold_docs: Sequence[Doc], *, batch_size: int = 
     result["parity"] = parity.to_dict()
     result["parity"]["summary"] = parity.summary()
     result["parity"]["lines"] = [str(d) for d in parity.differences]
+    result["errors"] = frequent_errors(gold_docs, pred_docs)
     return result
 
 
@@ -173,6 +216,12 @@ def evaluate_corpus(nlp: Language, paths: Union[Path, Sequence[Path]], *, batch_
     if not docs:
         raise InputError(paths[0] if len(paths) == 1 else None, None, "no documents to evaluate")
     return evaluate_docs(nlp, docs, batch_size=batch_size)
+
+
+def _cell(text: str) -> str:
+    """Text for a Markdown table cell: pipes escaped, cut to 160 characters."""
+    text = text.replace("|", "\\|")
+    return text if len(text) <= 160 else text[:159] + "…"
 
 
 def _pct(x) -> str:
@@ -225,6 +274,15 @@ def split_markdown(name: str, r: Dict) -> str:
                 "| ---: | ---: | ---: | ---: | ---: | ---: |",
                 f"| {_pct(raw['p'])} | {_pct(raw['r'])} | {_pct(raw['f'])} | {raw['gold_entities']} | "
                 f"{raw['predicted_entities']} | {raw['misaligned_gold_entities']} |", ""]
+    errors = r.get("errors")
+    if errors:
+        out += ["### Most frequent errors (exact entity match; `boundary`: a gold and a predicted span overlap)", ""]
+        for kind, title in (("false_positives", "False positives (predicted, not in gold)"),
+                            ("false_negatives", "False negatives (gold, not predicted)")):
+            out += [f"{title}:", "", "| term | label | count | kind | in context |", "| --- | --- | ---: | --- | --- |"]
+            out += [f"| {_cell(e['text'])} | {e['label']} | {e['count']} | {e['kind']} | {_cell(e['context'])} |"
+                    for e in errors[kind]] or ["| - | | | | |"]
+            out.append("")
     par = r["parity"]
     out += ["### Parity: spaCy vs seqeval mode=\"strict\", scheme=IOB2", "",
             ("PASSED: " if par["passed"] else "FAILED: ") + par["summary"], ""]

@@ -415,3 +415,26 @@ def test_predicted_entity_across_gold_sentences_keeps_parity():
     result = check_parity([gold], [pred])
     assert result.passed, result.summary()
     assert result.spacy["ents_p"] == 0.0 and result.seqeval["p"] == 0.0
+
+
+def test_frequent_errors_rank_and_classify():
+    from spacy.tokens import Span
+
+    from tech_ner.evaluate import frequent_errors
+
+    nlp = spacy.blank("en")
+
+    def doc(text, ents):
+        d = nlp(text)
+        d.ents = [Span(d, s, e, label="TECH") for s, e in ents]
+        return d
+
+    texts = ["Apple sells the iPhone 15 in Cupertino .", "Apple | rose while Rust shipped ."]
+    gold = [doc(texts[0], [(3, 5)]), doc(texts[1], [(4, 5)])]
+    pred = [doc(texts[0], [(0, 1), (3, 4)]), doc(texts[1], [(0, 1)])]
+    errors = frequent_errors(gold, pred)
+    fp = [(e["text"], e["count"], e["kind"]) for e in errors["false_positives"]]
+    fn = [(e["text"], e["count"], e["kind"]) for e in errors["false_negatives"]]
+    assert fp == [("Apple", 2, "spurious"), ("iPhone", 1, "boundary")]
+    assert fn == [("iPhone 15", 1, "boundary"), ("Rust", 1, "missed")]
+    assert errors["false_negatives"][1]["context"] == "Apple | rose while [Rust] shipped ."
