@@ -64,19 +64,23 @@ def runtime_code_files() -> List[Path]:
 EMBEDDED_CORPUS = {"name": "en_tech_ner embedded technology-term corpus", "license": "MIT", "author": "en_tech_ner contributors"}
 
 
-def training_data_source(corpus_info: Optional[Path]) -> Dict:
+def training_data(corpus_info: Optional[Path]) -> Dict:
     """The meta's account of the training data: the corpus.json the workflow's convert step wrote
-    (tech_ner/prepare.py), or the embedded corpus where there is none."""
+    (tech_ner/prepare.py), or the embedded corpus where there is none.
+
+    RETURNS (Dict): name, path, splits (documents, sentences, tokens, entities by label), labels, split rule and
+        conversion mode; `source` is the entry for spaCy's `sources` list (string values only).
+    """
     if corpus_info is None or not Path(corpus_info).exists():
-        return dict(EMBEDDED_CORPUS)
+        return {"name": EMBEDDED_CORPUS["name"], "source": dict(EMBEDDED_CORPUS)}
     info = json.loads(Path(corpus_info).read_text(encoding="utf-8"))
-    sizes = {split: {k: v for k, v in counts.items() if k in ("documents", "sentences", "tokens", "entities")}
-             for split, counts in info.get("splits", {}).items()}
-    if Path(info.get("path", "")).resolve() == (Path(__file__).resolve().parent.parent / "corpus" / "bio").resolve():
-        return {**EMBEDDED_CORPUS, "splits": sizes, "labels": info.get("labels")}
-    return {"name": f"{info.get('name')} (the user's data, from {info.get('path')})", "splits": sizes,
-            "labels": info.get("labels"), "split_rule": info.get("split_rule"), "conversion": info.get("mode"),
-            "license": "as the data's owner sets it"}
+    splits = {split: {k: v for k, v in counts.items() if k in ("documents", "sentences", "tokens", "entities")}
+              for split, counts in info.get("splits", {}).items()}
+    embedded = Path(info.get("path", "")).resolve() == (Path(__file__).resolve().parent.parent / "corpus" / "bio").resolve()
+    name = EMBEDDED_CORPUS["name"] if embedded else f"{info.get('name')} (the user's data, from {info.get('path')})"
+    source = dict(EMBEDDED_CORPUS) if embedded else {"name": name, "license": "as the data's owner sets it"}
+    return {"name": name, "path": info.get("path"), "splits": splits, "labels": info.get("labels"),
+            "split_rule": info.get("split_rule"), "conversion": info.get("mode"), "source": source}
 
 
 def build_meta(model: Path, *, name: str, version: str, backbone: str, metrics: Optional[Path],
@@ -85,6 +89,8 @@ def build_meta(model: Path, *, name: str, version: str, backbone: str, metrics: 
     if not meta_path.exists():
         raise InputError(model, None, "not a spaCy pipeline folder (no meta.json): train first (spacy project run train)")
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    data = training_data(corpus_info)
+    meta["training_data"] = {k: v for k, v in data.items() if k != "source"}
     lang = meta.get("lang", "en")
     short = name[len(lang) + 1:] if name.startswith(lang + "_") else name
     meta.update({
@@ -95,7 +101,7 @@ def build_meta(model: Path, *, name: str, version: str, backbone: str, metrics: 
         "author": "en_tech_ner contributors",
         "backbone": backbone,
         "sources": [
-            training_data_source(corpus_info),
+            data["source"],
             {"name": f"backbone: {backbone}", "url": "https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2"
              if "minilm" in backbone.lower() else f"https://huggingface.co/{backbone}", "license": "see the backbone's model card"},
         ],

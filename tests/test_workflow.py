@@ -41,6 +41,9 @@ def test_all_workflow_with_tiny_overrides(project_copy, tiny_bert):
     meta = json.loads((project_copy / "packages" / "en_tech_ner-0.1.0" / "meta.json").read_text())
     assert meta["cpu_precision"]["chosen"] in {"fp32", "bf16", "int8"}
     assert meta["cpu_precision"]["measured"]["fp32"]["ents_f"] == pytest.approx(metrics["test"]["spacy"]["ents_f"])
+    assert meta["sources"][0]["name"] == "en_tech_ner embedded technology-term corpus"
+    assert meta["training_data"]["splits"]["train"]["sentences"] > 3000
+    assert set(meta["performance"]["wild_test"]) == {"ents_p", "ents_r", "ents_f"}
 
 
 OWN_DATA = "".join(f"{w}\t{t}\n" for w, t in [
@@ -68,7 +71,8 @@ def test_all_workflow_on_own_data_with_repairs_and_several_labels(project_copy, 
     meta = json.loads((project_copy / "packages" / "en_own_ner-0.1.0" / "meta.json").read_text())
     assert sorted(meta["labels"]["ner"]) == ["DB", "LANG", "PLATFORM"]
     assert meta["sources"][0]["name"].startswith("my_data (the user's data")
-    assert meta["sources"][0]["splits"]["train"]["sentences"] == 18
+    assert meta["training_data"]["splits"]["train"]["sentences"] == 18
+    assert meta["training_data"]["labels"] == ["DB", "LANG", "PLATFORM"] and meta["training_data"]["conversion"] == "repair"
 
 
 @pytest.mark.slow
