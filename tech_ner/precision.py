@@ -39,7 +39,7 @@ flat into the pipeline package (tech_ner/package.py, RUNTIME_CODE).
 import logging
 import os
 import warnings
-from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any, Iterable, List, Optional, Set, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -151,10 +151,11 @@ def best_here(acceptable: List[str]) -> Tuple[str, str]:
     for precision in acceptable:
         why_not = unfit_here(precision)
         if why_not is None:
-            reason = f"the fastest that runs well on this CPU of those measured acceptable at packaging ({', '.join(acceptable)})"
+            reason = ("the fastest that runs well on this CPU of those measured acceptable at packaging "
+                      f"({', '.join(acceptable)})")
             return precision, reason + "".join(f"; not {p}: {w}" for p, w in passed_over)
         passed_over.append((precision, why_not))
-    return "fp32", "fp32"  # not reached: fp32 ends every list and always runs
+    return "fp32", "fp32 ends every list"  # not reached: fp32 always runs
 
 
 def warn_once(key: str, message: str) -> None:
@@ -353,7 +354,10 @@ class CpuPrecision:
         if device != "cpu":  # a CPU path: on a GPU the config's mixed_precision is the fast path
             return "fp32", f"the transformer is on {device}"
         if setting == BEST:
-            return best_here(acceptable_precisions(self.nlp.meta.get("cpu_precision")))
+            record = self.nlp.meta.get("cpu_precision")
+            if not isinstance(record, dict) or not ({"acceptable", "chosen"} & set(record)):
+                return "fp32", "precision best, but meta.json records no measured precisions (cpu_precision.acceptable)"
+            return best_here(acceptable_precisions(record))
         if setting == "auto":
             return setting, f"auto, set by {source}: int8 with a quantised engine, else bf16 with native bfloat16"
         return setting, f"set by {source}"

@@ -72,6 +72,14 @@ def test_a_package_with_only_the_old_record_falls_back_too(tiny_pipeline, tmp_pa
     assert spacy.load(path).get_pipe("cpu_precision").applied == "fp32"
 
 
+@pytest.mark.parametrize("record", [None, {}, "bf16"])
+def test_best_without_a_record_is_fp32_and_says_so(tiny_pipeline, tmp_path, cpu, record):
+    path = packaged(tiny_pipeline, tmp_path, record)
+    cpu(bf16=True)
+    component = spacy.load(path).get_pipe("cpu_precision")
+    assert component.applied == "fp32" and "records no measured precisions" in component.reason
+
+
 @pytest.mark.parametrize("record,message", [
     ({"acceptable": ["bf16", "fp16"]}, "cpu_precision.acceptable"),
     ({"acceptable": "bf16"}, "cpu_precision.acceptable"),
@@ -100,7 +108,8 @@ def test_an_explicit_bf16_wins_but_warns_once(tiny_pipeline, tmp_path, cpu, monk
 def test_an_explicit_setting_in_the_config_wins(tiny_pipeline, tmp_path, cpu):
     path = packaged(tiny_pipeline, tmp_path, BF16_WON)
     cpu(bf16=True)
-    component = spacy.load(path, config={"components": {"cpu_precision": {"precision": "fp32"}}}).get_pipe("cpu_precision")
+    nlp = spacy.load(path, config={"components": {"cpu_precision": {"precision": "fp32"}}})
+    component = nlp.get_pipe("cpu_precision")
     assert component.applied == "fp32" and "config" in component.reason
 
 
