@@ -47,7 +47,8 @@ def main(
     log_path = tmp / "all.log"
     t0 = time.perf_counter()
     with open(log_path, "w", encoding="utf-8") as log:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # step headers arrive when printed, not when a buffer fills
+        # step headers arrive when printed, not when a buffer fills; the clone's own tech_ner, not an installed one
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(clone)}
         proc = subprocess.Popen([sys.executable, "-m", "spacy", "project", "run", "all"], cwd=clone, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
         assert proc.stdout is not None
@@ -78,6 +79,9 @@ def main(
         "wall_seconds": round(wall, 1), "wall_minutes": round(wall / 60, 2), "steps": steps,
         "test": {"spacy": {k: test["spacy"][k] for k in ("ents_p", "ents_r", "ents_f")},
                  "seqeval_strict": test.get("seqeval_strict")},
+        **{split: {"spacy": {k: metrics.get("splits", metrics)[split]["spacy"][k] for k in ("ents_p", "ents_r", "ents_f")}}
+           for split in ("wild_dev", "wild_test") if split in metrics.get("splits", metrics)},
+        "torch_threads": os.environ.get("OMP_NUM_THREADS", "default"),
         "packaged_meta_performance": meta.get("performance", {}).get("ents_f"),
         "cpu_precision": meta.get("cpu_precision"),
         "wheels": wheels,
