@@ -3,6 +3,7 @@
 `--check FILE...` only checks source files (markup, token alignment, length,
 duplicates against the whole corpus) and lists every problem as file:line.
 """
+import contextlib
 from pathlib import Path
 from typing import List, Optional
 
@@ -10,6 +11,18 @@ import typer
 
 from tech_ner.corpus import CorpusError, build, build_heldout, find_duplicates, read_sources, tokenise
 from tech_ner.tokenizer import tech_blank
+
+
+@contextlib.contextmanager
+def problems_stop(what: str):
+    """Print a CorpusError's problems, one a line, and exit 1."""
+    try:
+        yield
+    except CorpusError as e:
+        for p in e.problems:
+            typer.echo(p, err=True)
+        typer.echo(f"error: {len(e.problems)} problems {what}", err=True)
+        raise typer.Exit(1)
 
 
 def main(
@@ -32,23 +45,13 @@ def main(
         n = sum(str(Path(s.path).resolve()) in wanted for s in sentences)
         typer.echo(f"{n} sentences checked, {len(mine)} problems")
         raise typer.Exit(1 if mine else 0)
-    try:
+    with problems_stop(f"in {sources}; nothing was written"):
         splits = build(sources, out_dir, card, nlp, seed=seed)
-    except CorpusError as e:
-        for p in e.problems:
-            typer.echo(p, err=True)
-        typer.echo(f"error: {len(e.problems)} problems in {sources}; nothing was written", err=True)
-        raise typer.Exit(1)
     sizes = ", ".join(f"{k} {len(v)}" for k, v in splits.items())
     typer.echo(f"Wrote {out_dir}/{{train,dev,test}}.tsv ({sizes} sentences) and {card}")
     if wild is not None:
-        try:
+        with problems_stop(f"in {wild}/sources; the wild set was not written"):
             heldout = build_heldout(wild / "sources", wild / "bio", wild / "STATS.md", nlp, corpus_dir=sources)
-        except CorpusError as e:
-            for p in e.problems:
-                typer.echo(p, err=True)
-            typer.echo(f"error: {len(e.problems)} problems in {wild}/sources; the wild set was not written", err=True)
-            raise typer.Exit(1)
         sizes = ", ".join(f"{k} {len(v)}" for k, v in heldout.items())
         typer.echo(f"Wrote {wild}/bio/{{{','.join(heldout)}}}.tsv ({sizes} sentences) and {wild}/STATS.md")
 

@@ -27,6 +27,7 @@ REGISTERS = ("news", "blog", "docs", "abstract", "job_ad", "forum", "release_not
              "wire", "science", "chat", "issue", "review", "everyday")
 LABEL = "TECH"
 SPLITS = ("train", "dev", "test")
+DIRECTIVES = {"@register": REGISTERS, "@split": SPLITS}  # a source line `@register news` and the names it takes
 MIN_TOKENS, MAX_TOKENS = 5, 60
 
 
@@ -121,17 +122,16 @@ def _read_file(path: Path, sentences: List[Sentence]) -> List[str]:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        if line.startswith("@register"):
-            name = line[len("@register"):].strip()
-            if name not in REGISTERS:
-                problems.append(format_problem(str(path), lineno, f"unknown register {name!r}; use one of {', '.join(REGISTERS)}"))
-            register = name
-            continue
-        if line.startswith("@split"):
-            name = line[len("@split"):].strip()
-            if name not in SPLITS:
-                problems.append(format_problem(str(path), lineno, f"unknown split {name!r}; use one of {', '.join(SPLITS)}"))
-            pinned = name
+        directive, _, name = line.partition(" ")
+        if directive in DIRECTIVES:
+            allowed = DIRECTIVES[directive]
+            name = name.strip()
+            if name not in allowed:
+                problems.append(format_problem(str(path), lineno, f"unknown {directive[1:]} {name!r}; use one of {', '.join(allowed)}"))
+            if directive == "@register":
+                register = name
+            else:
+                pinned = name
             continue
         if register is None:
             problems.append(format_problem(str(path), lineno, "sentence before any '@register NAME' line"))

@@ -45,7 +45,11 @@ def test_variety(corpus):
     assert len({s.domain for s in sentences}) >= 15
     registers = Counter(s.register for s in sentences)
     assert set(registers) == set(REGISTERS)
-    assert min(registers.values()) >= 0.05 * len(sentences)
+    seeded = [s for s in sentences if s.split is None]
+    assert min(Counter(s.register for s in seeded).values()) >= 0.05 * len(seeded)
+    # the hard negatives: at least 800 sentences, in every real-text register
+    pinned = Counter(s.register for s in sentences if s.split == "train")
+    assert sum(pinned.values()) >= 800 and min(pinned.values()) >= 80
     assert all(5 <= len(s.words) <= 60 for s in sentences)
     assert sum(not s.spans for s in sentences) >= 0.15 * len(sentences)
     lengths = Counter(min(len(s.words) // 10, 5) for s in sentences)
@@ -152,3 +156,36 @@ def test_build_names_file_and_line_for_bad_sources(tmp_path):
     assert f"{src / 'web.txt'}:5: '[' is never closed" in text
     assert f"{src / 'web.txt'}:6: differs from {src / 'web.txt'}:2 only in its terms" in text
     assert not (tmp_path / "bio").exists()
+
+
+def test_split_directive_pins_sentences_and_leaves_the_seeded_split_alone(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    lines = [f"We moved service number {i} to [Kubernetes] last week." for i in range(40)]
+    (src / "a.txt").write_text("@register news\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    before = build(src, tmp_path / "before", None, tech_blank())
+    (src / "b.txt").write_text("@split train\n@register wire\nShares of the chipmaker rose 3 percent in Seoul.\n"
+                               "@register everyday\nA python swallowed the rabbit whole.\n", encoding="utf-8")
+    after = build(src, tmp_path / "after", None, tech_blank())
+    for name in ("dev", "test"):
+        assert [s.text for s in after[name]] == [s.text for s in before[name]]
+    assert {s.text for s in after["train"]} - {s.text for s in before["train"]} == {
+        "Shares of the chipmaker rose 3 percent in Seoul.", "A python swallowed the rabbit whole."}
+
+
+def test_heldout_set_may_not_repeat_the_training_sources(tmp_path):
+    from tech_ner.corpus import build_heldout
+
+    (tmp_path / "wild").mkdir()
+    (tmp_path / "wild" / "dev.txt").write_text(
+        "@register chat\nanyone got [postgres] running on a pi?\nThe [PostgreSQL] cluster now runs on [Kubernetes].\n",
+        encoding="utf-8")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("@register news\nThe [PostgreSQL] cluster now runs on [Kubernetes].\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match="dev.txt:3: repeats .*a.txt:2 of the training sources"):
+        build_heldout(tmp_path / "wild", tmp_path / "bio", None, tech_blank(), corpus_dir=src)
+    (src / "a.txt").write_text("@register news\nSomething else entirely about [Rust] here.\n", encoding="utf-8")
+    heldout = build_heldout(tmp_path / "wild", tmp_path / "bio", tmp_path / "STATS.md", tech_blank(), corpus_dir=src)
+    assert [len(s.spans) for s in heldout["dev"]] == [1, 2]
+    assert (tmp_path / "bio" / "dev.tsv").read_text().startswith("anyone\tO\n")
