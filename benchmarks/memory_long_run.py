@@ -1,0 +1,140 @@
+"""RSS over a long run of `tech-ner extract` on realistic documents: does memory stay flat?
+
+--docs documents of about --words words (the embedded corpus sentences, as `inference_speed.py` builds them) are
+written to a .jsonl file and run through `tech_ner.extract.extract` (what `tech-ner extract` calls: reading, memory
+zones, pieces, the doc cleaner, row writing) with a trained pipeline (--model), in a fresh child process that records
+its RSS, and the vocabulary's size, every --every documents. The verdict: after warm-up (the first --warmup documents,
+default 10% of the run), the highest RSS stays within 10% of the RSS at the end of warm-up.
+
+    OMP_NUM_THREADS=1 python benchmarks/memory_long_run.py --model /tmp/model/model-best            # 50,000 documents
+    OMP_NUM_THREADS=1 python benchmarks/memory_long_run.py --model /tmp/model/model-best --docs 5000
+
+(`long_document.py` shows how to train a quick pipeline; the backbone, not its training, sets memory.)
+"""
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import typer
+
+ROOT = Path(__file__).resolve().parent.parent
+# this checkout's tech_ner, not an installed one (a script's own folder, not the cwd, is first on sys.path)
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+from inference_speed import corpus_sentences, make_documents  # noqa: E402
+
+LIMIT_PCT = 10.0
+
+
+def measure(args: Dict) -> Dict:
+    """In the child: extract every document, recording (documents, RSS MB, strings, lexemes) every `every` rows."""
+    import psutil
+    import torch
+
+    from tech_ner.extract import extract, load_pipeline
+
+    process = psutil.Process()
+    nlp = load_pipeline(args["model"])
+    every = args["every"]
+    curve: List = []
+
+    def point(docs: int) -> None:
+        curve.append([docs, round(process.memory_info().rss / 2**20, 1), len(nlp.vocab.strings), len(nlp.vocab)])
+
+    point(0)
+
+    def on_row(row, words: int) -> None:
+        done = len(curve) * every
+        if on_row.n + 1 == done:
+            point(done)
+        on_row.n += 1
+
+    on_row.n = 0
+    t0 = time.perf_counter()
+    stats = extract(nlp, [args["docs_file"]], args["out_file"], batch_size=args["batch_size"],
+                    zone_docs=args["zone_docs"], on_row=on_row)
+    seconds = time.perf_counter() - t0
+    if curve[-1][0] != stats.rows:
+        point(stats.rows)
+    return {"rows": stats.rows, "errors": stats.errors, "seconds": round(seconds, 1),
+            "docs_per_s": round(stats.docs_per_s, 1), "words_per_s": round(stats.words_per_s),
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "points": curve}
+
+
+def verdict(points: List, warmup: int) -> Dict:
+    """RSS at the end of warm-up (the highest point up to it) against the highest RSS after it."""
+    before = [mb for docs, mb, *_ in points if docs <= warmup]
+    after = [mb for docs, mb, *_ in points if docs > warmup]
+    at_warmup = max(before)
+    peak_after = max(after) if after else at_warmup
+    growth = round(100 * (peak_after - at_warmup) / at_warmup, 2)
+    flat = growth <= LIMIT_PCT
+    return {"warmup_docs": warmup, "rss_at_warmup_mb": at_warmup, "peak_rss_after_warmup_mb": peak_after,
+            "final_rss_mb": points[-1][1], "growth_after_warmup_pct": growth, "within_10pct": flat,
+            "verdict": f"RSS {'within' if flat else 'NOT within'} {LIMIT_PCT:g}% after warm-up ({growth:+.1f}%: "
+                       f"{at_warmup:,.0f} MB after {warmup:,} documents, at most {peak_after:,.0f} MB after)"}
+
+
+def in_child(args: Dict) -> Dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(args)]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"the run failed:\n{stdout[-2000:]}\n{stderr[-3000:]}")
+    result = json.loads(stdout.strip().splitlines()[-1])
+    result["peak_rss_mb"] = round(usage.ru_maxrss / 1024, 1)
+    return result
+
+
+def main(
+    model: Optional[str] = typer.Option(None, help="Trained pipeline folder or package (required)"),
+    docs: int = typer.Option(50_000, min=1, help="Documents"),
+    words: int = typer.Option(300, min=1, help="Words per document (about)"),
+    every: int = typer.Option(1000, min=1, help="Record RSS every this many documents"),
+    warmup: Optional[int] = typer.Option(None, help="Warm-up documents (default: 10% of --docs, at least --every)"),
+    batch_size: int = typer.Option(64, help="tech-ner extract --batch-size"),
+    zone_docs: int = typer.Option(2000, help="Documents per memory zone (extract's zone_docs)"),
+    bio_dir: Path = typer.Option(Path("corpus/bio")),
+    out: Path = typer.Option(Path("benchmarks/results/memory_long_run.json")),
+    child: Optional[str] = typer.Option(None, hidden=True),
+):
+    if child is not None:
+        print(json.dumps(measure(json.loads(child))))
+        return
+    from tech_ner.atomic import write_text_atomic
+
+    if model is None or not (Path(model).exists() or "/" not in model):
+        raise typer.BadParameter(f"{model}: give a trained pipeline with --model (see benchmarks/long_document.py)")
+    warmup = warmup if warmup is not None else max(every, docs // 10)
+    texts = make_documents(corpus_sentences(ROOT / bio_dir), docs, words)
+    with tempfile.TemporaryDirectory() as tmp:
+        docs_file = Path(tmp) / "docs.jsonl"
+        docs_file.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(texts)), encoding="utf-8")
+        n_words = sum(len(t.split()) for t in texts)
+        del texts
+        typer.echo(f"{docs:,} documents, {n_words:,} words ...", err=True)
+        r = in_child({"model": str(model), "docs_file": str(docs_file), "out_file": str(Path(tmp) / "rows.jsonl"),
+                      "every": every, "batch_size": batch_size, "zone_docs": zone_docs})
+    result = {"model": str(model), "documents": docs, "words": n_words, "words_per_doc_target": words,
+              "batch_size": batch_size, "zone_docs": zone_docs, "every": every, **verdict(r["points"], warmup),
+              "peak_rss_mb": r["peak_rss_mb"], "seconds": r["seconds"], "docs_per_s": r["docs_per_s"],
+              "words_per_s": r["words_per_s"], "rows": r["rows"], "errors": r["errors"],
+              "torch_threads": r["torch_threads"], "torch": r["torch"], "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+              "python": platform.python_version(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
+              "points_docs_rss_mb_strings_lexemes": r["points"]}
+    write_text_atomic(out, json.dumps(result, indent=2) + "\n")
+    typer.echo(f"{result['verdict']}; {r['docs_per_s']} docs/s; wrote {out}")
+
+
+if __name__ == "__main__":
+    typer.run(main)
