@@ -10,7 +10,7 @@ Memory stays flat over any number of documents (`extract_rows`): a
 `doc_cleaner` drops the transformer's per-document output once the NER has
 used it, each chunk of documents runs inside `nlp.memory_zone()` (strings the
 chunk added to the vocab are freed after it), and rows are written as they
-come. A text longer than `max_piece_chars` (default 10,000 characters) is
+come. A text longer than `max_piece_chars` (default 5,000 characters) is
 cut into pieces at paragraph, sentence or whitespace boundaries, so memory is
 bounded by the piece, not the document; the pieces' entities come back as one
 row with the text's own character offsets and terms, the row the text would
@@ -45,9 +45,10 @@ OUTPUT_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 CSV_HEADER = ("id", "terms", "spans", "error")
 CLEANER_NAME = "extract_doc_cleaner"
 PARTIAL_SUFFIX = ".partial"
-# the transformer's output for a batch of pieces is what peaks: 64 pieces of 10,000 characters are about 150,000
-# wordpieces, a few hundred MB; a whole 2 MB document in one piece took 5.5 GB
-DEFAULT_MAX_PIECE_CHARS = 10_000
+# a batch's transformer output and NER features are what peak, about 2 KB per character of the batch (measured:
+# 64 pieces of 10,000 characters took 1.96 GB in all, a whole 2 MB document 5.5 GB); 64 pieces of 5,000 stay
+# near 1.3 GB, and few texts of ordinary length are cut
+DEFAULT_MAX_PIECE_CHARS = 5_000
 Row = Dict[str, Any]
 
 
