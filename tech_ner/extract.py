@@ -474,21 +474,29 @@ def _chunks(records: Iterable[Record], max_docs: int, max_chars: int) -> Iterato
         yield chunk
 
 
-def _piece_items(chunk: List[Record], max_chars: int, max_length: int) -> Iterator[Tuple[str, Tuple[int, int, bool]]]:
-    """(text of a piece, (record position, piece start, last piece?)), made as the pipeline asks for them."""
+def _piece_items(chunk: List[Record], max_chars: int, max_length: int, batch_size: int,
+                 trim: Callable[[], None]) -> Iterator[Tuple[str, Tuple[int, int, bool]]]:
+    """(text of a piece, (record position, piece start, last piece?)), made as the pipeline asks for them.
+
+    The pipeline asks for the first piece of a batch once the batch before it is done, so that is when freed
+    memory is handed back (`trim`): once per batch of pieces, however many pieces a document has."""
+    n = 0
     for pos, record in enumerate(chunk):
         if record.error is not None:
             continue
         text = record.text
         pieces = _pieces(record, max_chars, max_length)
         for k, (start, end) in enumerate(pieces):
+            if n and n % batch_size == 0:
+                trim()
+            n += 1
             yield (text if len(pieces) == 1 else text[start:end]), (pos, start, k == len(pieces) - 1)
 
 
 def _process_chunk(nlp: Language, chunk: List[Record], terms: Callable, batch_size: int, n_process: int,
-                   max_piece_chars: int) -> Iterator[Row]:
+                   max_piece_chars: int, trim: Callable[[], None]) -> Iterator[Row]:
     max_chars = min(max_piece_chars, nlp.max_length)
-    items = _piece_items(chunk, max_chars, nlp.max_length)
+    items = _piece_items(chunk, max_chars, nlp.max_length, batch_size, trim)
     next_pos = 0
     ents: List[_Entity] = []
     with nlp.memory_zone():
@@ -566,10 +574,7 @@ def extract_rows(nlp: Language, records: Iterable[Record], *, batch_size: int = 
     trim = _malloc_trim()
     try:
         for chunk in _chunks(records, zone_docs, zone_chars):
-            for i, row in enumerate(_process_chunk(nlp, chunk, terms, batch_size, n_process, max_piece_chars), 1):
-                yield row
-                if i % batch_size == 0:
-                    trim()
+            yield from _process_chunk(nlp, chunk, terms, batch_size, n_process, max_piece_chars, trim)
             trim()
     finally:
         if threads is not None:

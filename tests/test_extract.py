@@ -374,6 +374,17 @@ def test_long_text_spans_are_the_pieces_spans_shifted(nlp):
     assert [" ".join(t.split()).casefold() for t in rows[0]["terms"]] == keys
 
 
+def test_freed_memory_is_handed_back_after_every_batch_of_pieces(monkeypatch):
+    trims = []
+    monkeypatch.setattr(ex, "_malloc_trim", lambda: lambda: trims.append(1))
+    text = long_text(12)
+    pieces = len(ex.split_text(text, 100))
+    rows = list(ex.extract_rows(rule_pipeline(), [ex.Record(0, 0, text)], batch_size=2, max_piece_chars=100))
+    assert len(rows) == 1
+    # one document but many batches: trimming after every batch_size rows would trim once, at the end
+    assert len(trims) >= pieces // 2
+
+
 def test_max_piece_chars_option(tiny_pipeline, write, tmp_path):
     text = long_text(6)
     src = write("long.txt", text)
