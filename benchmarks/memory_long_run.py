@@ -5,7 +5,8 @@ written to a .jsonl file and run through `tech_ner.extract.extract` (what `tech-
 zones, pieces, the doc cleaner, row writing) with a trained pipeline (--model), in a fresh child process that records
 its RSS, the lowest and highest RSS since the last point, and the vocabulary's size, every --every documents. The
 verdict: after warm-up (the first --warmup documents, default 10% of the run), the highest RSS stays within 10% of
-the highest RSS during warm-up.
+the highest RSS during warm-up. The results file is rewritten at every point (`"complete": false` until the end), so
+a run stopped early still leaves its curve.
 
     OMP_NUM_THREADS=1 python benchmarks/memory_long_run.py --model /tmp/model/model-best            # 50,000 documents
     OMP_NUM_THREADS=1 python benchmarks/memory_long_run.py --model /tmp/model/model-best --docs 5000
@@ -40,6 +41,7 @@ def measure(args: Dict) -> Dict:
     import psutil
     import torch
 
+    from tech_ner.atomic import write_text_atomic
     from tech_ner.extract import extract, load_pipeline
 
     process = psutil.Process()
@@ -57,6 +59,10 @@ def measure(args: Dict) -> Dict:
         if window["n"] % every == 0:
             curve.append([window["n"], rss, window["low"], window["high"], len(nlp.vocab.strings), len(nlp.vocab)])
             window["low"], window["high"] = float("inf"), 0.0
+            # a long run can be stopped at any point and still leave its curve so far
+            write_text_atomic(args["out"], json.dumps({**args["meta"], "complete": False, "documents_done": window["n"],
+                                                        **verdict(curve, args["warmup"]),
+                                                        "points_docs_rss_low_high_mb_strings_lexemes": curve}, indent=2))
 
     t0 = time.perf_counter()
     stats = extract(nlp, [args["docs_file"]], args["out_file"], batch_size=args["batch_size"],
@@ -130,13 +136,16 @@ def main(
         n_words = sum(len(t.split()) for t in texts)
         del texts
         typer.echo(f"{docs:,} documents, {n_words:,} words ...", err=True)
+        meta = {"model": str(model), "documents": docs, "words": n_words, "words_per_doc_target": words,
+                "batch_size": batch_size, "zone_docs": zone_docs, "every": every,
+                "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
         r = in_child({"model": str(model), "docs_file": str(docs_file), "out_file": str(Path(tmp) / "rows.jsonl"),
-                      "every": every, "batch_size": batch_size, "zone_docs": zone_docs})
-    result = {"model": str(model), "documents": docs, "words": n_words, "words_per_doc_target": words,
-              "batch_size": batch_size, "zone_docs": zone_docs, "every": every, **verdict(r["points"], warmup),
+                      "every": every, "batch_size": batch_size, "zone_docs": zone_docs, "out": str(out),
+                      "warmup": warmup, "meta": meta})
+    result = {**meta, "complete": True, "documents_done": r["rows"], **verdict(r["points"], warmup),
               "peak_rss_mb": r["peak_rss_mb"], "seconds": r["seconds"], "docs_per_s": r["docs_per_s"],
               "words_per_s": r["words_per_s"], "rows": r["rows"], "errors": r["errors"],
-              "torch_threads": r["torch_threads"], "torch": r["torch"], "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+              "torch_threads": r["torch_threads"], "torch": r["torch"],
               "python": platform.python_version(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
               "rss_after_run_mb": r["rss_after_run_mb"],
               "points_docs_rss_low_high_mb_strings_lexemes": r["points"]}
