@@ -34,13 +34,15 @@ LIMIT_PCT = 10.0
 
 
 def measure(args: Dict) -> Dict:
-    """In the child: extract every document; every `every` rows record (documents, RSS now, lowest and highest RSS
-    since the last point, strings, lexemes), RSS read after every row. RSS swings by hundreds of MB within each batch
-    (its tensors, freed and trimmed after it), so one reading every N documents lands on a random phase of that swing:
-    the lowest (what stays between batches) and highest (a batch at work) readings are what can show growth."""
+    """In the child: extract every document; every `every` rows record (documents, RSS now, lowest RSS right after
+    a batch's freed memory was handed back, highest RSS when a row was written, strings, lexemes), since the last
+    point. RSS swings by hundreds of MB within each batch (its tensors, freed and trimmed after it), so one reading
+    every N documents lands on a random phase of that swing: the lowest (what stays between batches) and highest
+    readings are what can show growth."""
     import psutil
     import torch
 
+    import tech_ner.extract
     from tech_ner.atomic import write_text_atomic
     from tech_ner.extract import extract, load_pipeline
 
@@ -50,15 +52,23 @@ def measure(args: Dict) -> Dict:
     mb = lambda: round(process.memory_info().rss / 2**20, 1)  # noqa: E731
     now = mb()
     curve: List = [[0, now, now, now, len(nlp.vocab.strings), len(nlp.vocab)]]
-    window = {"n": 0, "low": float("inf"), "high": 0.0}
+    window: Dict = {"n": 0, "low": None, "high": 0.0}
+    trim = tech_ner.extract._malloc_trim()
+
+    def trim_and_read() -> None:
+        trim()
+        rss = mb()
+        window["low"] = rss if window["low"] is None else min(window["low"], rss)
+
+    tech_ner.extract._malloc_trim = lambda: trim_and_read  # extract trims after every batch: read RSS just then
 
     def on_row(row, words: int) -> None:
         rss = mb()
         window["n"] += 1
-        window["low"], window["high"] = min(window["low"], rss), max(window["high"], rss)
+        window["high"] = max(window["high"], rss)
         if window["n"] % every == 0:
             curve.append([window["n"], rss, window["low"], window["high"], len(nlp.vocab.strings), len(nlp.vocab)])
-            window["low"], window["high"] = float("inf"), 0.0
+            window["low"], window["high"] = None, 0.0
             # a long run can be stopped at any point and still leave its curve so far
             write_text_atomic(args["out"], json.dumps({**args["meta"], "complete": False, "documents_done": window["n"],
                                                         **verdict(curve, args["warmup"]),
@@ -81,7 +91,10 @@ def verdict(points: List, warmup: int) -> Dict:
     before = [p for p in points if p[0] <= warmup]
     after = [p for p in points if p[0] > warmup] or before[-1:]
     at_warmup, peak_after = max(p[3] for p in before), max(p[3] for p in after)
-    low_warmup, low_after = min(p[2] for p in before[1:] or before), max(p[2] for p in after)
+    # the lowest reading after a trim in warm-up against the highest such low after it (None: no trim in a window)
+    lows_before = [p[2] for p in before[1:] if p[2] is not None] or [before[0][1]]
+    lows_after = [p[2] for p in after if p[2] is not None] or lows_before
+    low_warmup, low_after = min(lows_before), max(lows_after)
     growth = round(100 * (peak_after - at_warmup) / at_warmup, 2)
     floor_growth = round(100 * (low_after - low_warmup) / low_warmup, 2)
     flat = growth <= LIMIT_PCT
