@@ -10,9 +10,12 @@ Memory stays flat over any number of documents (`extract_rows`): a
 `doc_cleaner` drops the transformer's per-document output once the NER has
 used it, each chunk of documents runs inside `nlp.memory_zone()` (strings the
 chunk added to the vocab are freed after it), and rows are written as they
-come. A text longer than `nlp.max_length` is cut into pieces at paragraph,
-sentence or whitespace boundaries (with a `LongDocumentWarning`), and the
-pieces' entities are merged back with the text's own character offsets.
+come. A text longer than `max_piece_chars` (default 5,000 characters) is
+cut into pieces at paragraph, sentence or whitespace boundaries, so memory is
+bounded by the piece, not the document; the pieces' entities come back as one
+row with the text's own character offsets and terms, the row the text would
+give in one piece (a text longer than `nlp.max_length` also warns,
+`LongDocumentWarning`).
 
 `extract` writes `OUTPUT.partial` row by row (each row flushed) and renames it
 to OUTPUT at the end; `resume=True` counts the complete rows of an existing
@@ -29,7 +32,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, TextIO, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, TextIO, Tuple, Union
 
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -43,6 +46,10 @@ OUTPUT_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 CSV_HEADER = ("id", "terms", "spans", "error")
 CLEANER_NAME = "extract_doc_cleaner"
 PARTIAL_SUFFIX = ".partial"
+# a batch's transformer output and NER features are what peak, about 2 KB per character of the batch (measured:
+# 64 pieces of 10,000 characters took 1.96 GB in all, a whole 2 MB document 5.5 GB); 64 pieces of 5,000 stay
+# near 1.3 GB, and few texts of ordinary length are cut
+DEFAULT_MAX_PIECE_CHARS = 5_000
 Row = Dict[str, Any]
 
 
@@ -440,11 +447,36 @@ def count_words(text: Optional[str]) -> int:
     return len(text.split()) if text else 0
 
 
-def _pieces(record: Record, max_length: int) -> List[Tuple[int, int]]:
+class _Entity(NamedTuple):
+    """An entity of a piece, with offsets into the whole text: what rows and terms read of a Span."""
+
+    start_char: int
+    end_char: int
+    label_: str
+    text: str
+
+
+@dataclass
+class _Entities:
+    """The entities of a text processed in pieces, in text order: a stand-in for the Doc a terms function reads."""
+
+    ents: List[_Entity]
+
+
+def _merged_row(doc_id: Any, ents: List[_Entity], terms: Callable) -> Row:
+    # the pieces come in text order, so this sort only guards; terms see every piece's mentions at once, so they
+    # are deduplicated (and counted, for min_count) across pieces, first appearance first
+    ents.sort(key=lambda e: (e.start_char, e.end_char))
+    return doc_row(doc_id, _Entities(ents), terms)
+
+
+def _pieces(record: Record, max_chars: int, max_length: int) -> List[Tuple[int, int]]:
     text = record.text
-    if len(text) <= max_length:
+    if len(text) <= max_chars:
         return [(0, len(text))]
-    pieces = split_text(text, max_length)
+    pieces = split_text(text, max_chars)
+    if len(text) <= max_length:  # cutting a long text is routine; only a text the pipeline refuses is news
+        return pieces
     warnings.warn(LongDocumentWarning(
         f"document {record.id!r}: {len(text):,} characters is longer than nlp.max_length ({max_length:,}); "
         f"processed in {len(pieces)} pieces cut at paragraph, sentence or whitespace boundaries"), stacklevel=3)
@@ -464,32 +496,45 @@ def _chunks(records: Iterable[Record], max_docs: int, max_chars: int) -> Iterato
         yield chunk
 
 
-def _process_chunk(nlp: Language, chunk: List[Record], terms: Callable, batch_size: int,
-                   n_process: int) -> Iterator[Row]:
-    items: List[Tuple[str, Tuple[int, int, int]]] = []
+def _piece_items(chunk: List[Record], max_chars: int, max_length: int, batch_size: int,
+                 trim: Callable[[], None]) -> Iterator[Tuple[str, Tuple[int, int, bool]]]:
+    """(text of a piece, (record position, piece start, last piece?)), made as the pipeline asks for them.
+
+    The pipeline asks for the first piece of a batch once the batch before it is done, so that is when freed
+    memory is handed back (`trim`): once per batch of pieces, however many pieces a document has."""
+    n = 0
     for pos, record in enumerate(chunk):
         if record.error is not None:
             continue
-        pieces = _pieces(record, nlp.max_length)
         text = record.text
+        pieces = _pieces(record, max_chars, max_length)
         for k, (start, end) in enumerate(pieces):
-            items.append((text if len(pieces) == 1 else text[start:end], (pos, k, len(pieces))))
+            if n and n % batch_size == 0:
+                trim()
+            n += 1
+            yield (text if len(pieces) == 1 else text[start:end]), (pos, start, k == len(pieces) - 1)
+
+
+def _process_chunk(nlp: Language, chunk: List[Record], terms: Callable, batch_size: int, n_process: int,
+                   max_piece_chars: int, trim: Callable[[], None]) -> Iterator[Row]:
+    max_chars = min(max_piece_chars, nlp.max_length)
+    items = _piece_items(chunk, max_chars, nlp.max_length, batch_size, trim)
     next_pos = 0
-    parts: List[Doc] = []
+    ents: List[_Entity] = []
     with nlp.memory_zone():
-        docs = nlp.pipe(items, as_tuples=True, batch_size=batch_size, n_process=n_process) if items else ()
-        for doc, (pos, k, n) in docs:
-            parts.append(doc)
-            if k < n - 1:
-                continue
+        for doc, (pos, start, last) in nlp.pipe(items, as_tuples=True, batch_size=batch_size, n_process=n_process):
             while next_pos < pos:
                 yield error_row(chunk[next_pos])
                 next_pos += 1
-            if n > 1:
-                # the pieces join back into the original text, so entity offsets are the text's own
-                doc = Doc.from_docs(parts, ensure_whitespace=False, exclude=["user_data"])
-            parts = []
-            yield doc_row(chunk[pos].id, doc, terms)
+            if last and start == 0:  # the whole text in one piece
+                yield doc_row(chunk[pos].id, doc, terms)
+            else:
+                # keep only the entities, never the pieces' Docs: memory stays bounded by one batch of pieces
+                ents.extend(_Entity(e.start_char + start, e.end_char + start, e.label_, e.text) for e in doc.ents)
+                if not last:
+                    continue
+                yield _merged_row(chunk[pos].id, ents, terms)
+                ents = []
             next_pos = pos + 1
     for record in chunk[next_pos:]:
         yield error_row(record)
@@ -516,12 +561,15 @@ def _malloc_trim() -> Callable[[], None]:
 
 
 def extract_rows(nlp: Language, records: Iterable[Record], *, batch_size: int = 64, n_process: int = 1,
-                 zone_docs: int = 2000, zone_chars: int = 20_000_000) -> Iterator[Row]:
+                 zone_docs: int = 2000, zone_chars: int = 20_000_000,
+                 max_piece_chars: int = DEFAULT_MAX_PIECE_CHARS) -> Iterator[Row]:
     """Run the pipeline over a stream of records: one row per record, in order.
 
     Records are taken `zone_docs` at a time (or fewer, up to `zone_chars`
     characters); each such chunk runs inside `nlp.memory_zone()`, so the
-    pipeline holds on to nothing from one chunk to the next.
+    pipeline holds on to nothing from one chunk to the next. A text longer
+    than `max_piece_chars` (or `nlp.max_length`) is processed in pieces cut
+    by `split_text` and comes back as one row, with the text's own offsets.
 
     nlp (Language): The pipeline (see `load_pipeline`; add `add_doc_cleaner` yourself otherwise).
     records (Iterable[Record]): The documents.
@@ -529,10 +577,13 @@ def extract_rows(nlp: Language, records: Iterable[Record], *, batch_size: int = 
     n_process (int): Worker processes (each uses one torch thread).
     zone_docs (int): Documents per memory zone (with n_process > 1, workers start once per zone).
     zone_chars (int): Characters per memory zone at most (one longer document is its own zone).
+    max_piece_chars (int): The longest text the pipeline is given at once; longer texts are cut into pieces.
     RETURNS (Iterator[Row]): The rows.
     """
     if batch_size < 1 or n_process < 1 or zone_docs < 1:
         raise ValueError(f"batch_size, n_process and zone_docs must be >= 1; got {batch_size}, {n_process}, {zone_docs}")
+    if max_piece_chars < 1:
+        raise ValueError(f"max_piece_chars must be >= 1, got {max_piece_chars}")
     terms = terms_function(nlp)
     threads = None
     if n_process > 1:
@@ -545,10 +596,7 @@ def extract_rows(nlp: Language, records: Iterable[Record], *, batch_size: int = 
     trim = _malloc_trim()
     try:
         for chunk in _chunks(records, zone_docs, zone_chars):
-            for i, row in enumerate(_process_chunk(nlp, chunk, terms, batch_size, n_process), 1):
-                yield row
-                if i % batch_size == 0:
-                    trim()
+            yield from _process_chunk(nlp, chunk, terms, batch_size, n_process, max_piece_chars, trim)
             trim()
     finally:
         if threads is not None:
@@ -725,7 +773,8 @@ def _skip_done(records: Iterator[Record], done: int, last_id: Optional[str], par
 
 def extract(nlp: Language, inputs: Sequence[Union[str, Path]], output: Union[str, Path], *, text_field: str = "text",
             id_field: str = "id", batch_size: int = 64, n_process: int = 1, strict: bool = False,
-            resume: bool = False, zone_docs: int = 2000, stdin: Optional[TextIO] = None,
+            resume: bool = False, zone_docs: int = 2000, max_piece_chars: int = DEFAULT_MAX_PIECE_CHARS,
+            stdin: Optional[TextIO] = None,
             on_row: Optional[Callable[[Row, int], None]] = None, keep_errors: int = 20) -> ExtractStats:
     """Write one row per input document to `output` (CSV or JSONL by suffix), in input order.
 
@@ -737,6 +786,7 @@ def extract(nlp: Language, inputs: Sequence[Union[str, Path]], output: Union[str
     strict (bool): Stop at the first malformed input (InputError; no output file) instead of writing an error row.
     resume (bool): Continue from an existing X.partial.
     zone_docs (int): Documents per memory zone (see `extract_rows`).
+    max_piece_chars (int): Longer texts are processed in pieces of at most this many characters (see `extract_rows`).
     stdin (Optional[TextIO]): The stream for "-".
     on_row (Optional[Callable[[Row, int], None]]): Called after each row is written, with the row and its words.
     keep_errors (int): How many error messages to keep in the stats.
@@ -769,7 +819,8 @@ def extract(nlp: Language, inputs: Sequence[Union[str, Path]], output: Union[str
         if not appending:
             writer.write_header()
         index = done
-        for row in extract_rows(nlp, counted(records), batch_size=batch_size, n_process=n_process, zone_docs=zone_docs):
+        for row in extract_rows(nlp, counted(records), batch_size=batch_size, n_process=n_process, zone_docs=zone_docs,
+                                max_piece_chars=max_piece_chars):
             writer.write(row)
             n_words = words.pop(index, 0)
             index += 1

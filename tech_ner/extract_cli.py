@@ -65,6 +65,9 @@ def extract_command(
                                                                       "the pipeline's cpu_precision setting, else fp32)"),
     max_length: Optional[int] = typer.Option(None, "--max-length", help="Split texts longer than this many characters "
                                                                         "(default: the pipeline's nlp.max_length)"),
+    max_piece_chars: int = typer.Option(5_000, "--max-piece-chars", min=1, help="Process longer texts in pieces of at "
+                                        "most this many characters (cut at paragraph, sentence or word ends): peak memory "
+                                        "grows with batch-size x this, not with the text; each text still gives one row"),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 on the first malformed line or row and write no output"),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from OUTPUT.partial"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress on stderr (documents/s, words/s)"),
@@ -88,7 +91,8 @@ def extract_command(
         try:
             with _Progress(progress) as bar:
                 stats = extract(nlp, inputs, output, text_field=text_field, id_field=id_field, batch_size=batch_size,
-                                n_process=n_process, strict=strict, resume=resume, on_row=bar)
+                                n_process=n_process, strict=strict, resume=resume, on_row=bar,
+                                max_piece_chars=max_piece_chars)
         except KeyboardInterrupt:
             typer.echo(f"interrupted: the rows so far are in {partial}; run again with --resume to continue", err=True)
             raise typer.Exit(130)

@@ -306,6 +306,99 @@ def test_text_beyond_max_length_is_split_and_merged(nlp):
     assert max(s["start"] for s in spans) >= last_piece_start > 0  # entities all the way through
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("ab .!?\n\r\t\u00a0\u2029\u201d"), max_size=400), st.integers(1, 60))
+def test_split_text_cuts_inside_a_word_only_when_it_must(text, max_chars):
+    pieces = ex.split_text(text, max_chars)
+    assert "".join(text[s:e] for s, e in pieces) == text
+    assert all(0 < e - s <= max_chars for s, e in pieces) or text == ""
+    for s, e in pieces[:-1]:
+        if not text[e - 1].isspace() and not text[e].isspace():  # a cut inside a word:
+            # only a piece that is all one "word" from its first quarter on
+            assert e - s == max_chars and not any(c.isspace() for c in text[s + max_chars // 4:e])
+
+
+def rule_pipeline(seen=None):
+    """A pipeline whose entities do not depend on context (an entity ruler), so a split text must give the very
+    row its whole gives; `seen` collects the length of every text the pipeline is given."""
+    import spacy
+    from spacy.language import Language
+
+    nlp = spacy.blank("en")
+    if seen is not None:
+        name = f"record_lengths_{id(seen)}"
+        Language.component(name, func=lambda doc: seen.append(len(doc.text)) or doc)
+        nlp.add_pipe(name)
+    ruler = nlp.add_pipe("entity_ruler")
+    ruler.add_patterns([{"label": "TECH", "pattern": p} for p in ("Python", "python", "Rust", "PostgreSQL", "Kubernetes")]
+                       + [{"label": "TECH", "pattern": [{"LOWER": "node.js"}]}, {"label": "TECH", "pattern": "React"}])
+    nlp.add_pipe("tech_terms", config={"labels": ["TECH"]})
+    return ex.add_doc_cleaner(nlp)
+
+
+def long_text(paragraphs=30):
+    return "\n\n".join(" ".join(SENTENCES[(i + j) % 5] for j in range(3)) + (" python" if i % 7 == 3 else "")
+                       for i in range(paragraphs))
+
+
+def test_long_text_is_cut_into_bounded_pieces_and_merged_into_one_row():
+    text = long_text()
+    seen = []
+    nlp = rule_pipeline(seen)
+    whole = list(ex.extract_rows(rule_pipeline(), [ex.Record(0, "long", text)], max_piece_chars=len(text)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ex.LongDocumentWarning)  # below nlp.max_length: cutting is routine, no warning
+        rows = list(ex.extract_rows(nlp, [ex.Record(0, "long", text), ex.Record(1, "short", SENTENCES[1])],
+                                    max_piece_chars=200))
+    assert len(seen) > len(text) // 200 and max(seen[:-1]) <= 200  # the pipeline never sees more than one piece
+    assert [r["id"] for r in rows] == ["long", "short"]
+    assert rows[0] == whole[0]  # one row, the same as the text in one piece: same terms, spans, offsets
+    spans = rows[0]["spans"]
+    assert all(text[s["start"]:s["end"]] == s["text"] for s in spans)
+    assert spans == sorted(spans, key=lambda s: (s["start"], s["end"]))
+    # terms deduplicated across pieces, first appearance first ("Python" before "python": one term)
+    assert rows[0]["terms"] == ["Rust", "Python", "PostgreSQL", "Kubernetes", "Node.js", "React"]
+
+
+def test_long_text_spans_are_the_pieces_spans_shifted(nlp):
+    text = long_text(12)
+    rows = list(ex.extract_rows(nlp, [ex.Record(0, "long", text)], max_piece_chars=250))
+    expected = []
+    for start, end in ex.split_text(text, 250):
+        expected += [{"start": e.start_char + start, "end": e.end_char + start, "label": e.label_, "text": e.text}
+                     for e in nlp(text[start:end]).ents]
+    assert rows[0]["spans"] == expected
+    assert all(text[s["start"]:s["end"]] == s["text"] for s in expected)
+    assert max(s["start"] for s in expected) >= ex.split_text(text, 250)[-1][0] > 0  # entities all the way through
+    keys = list(dict.fromkeys(" ".join(s["text"].split()).casefold() for s in expected))
+    assert [" ".join(t.split()).casefold() for t in rows[0]["terms"]] == keys
+
+
+def test_freed_memory_is_handed_back_after_every_batch_of_pieces(monkeypatch):
+    trims = []
+    monkeypatch.setattr(ex, "_malloc_trim", lambda: lambda: trims.append(1))
+    text = long_text(12)
+    pieces = len(ex.split_text(text, 100))
+    rows = list(ex.extract_rows(rule_pipeline(), [ex.Record(0, 0, text)], batch_size=2, max_piece_chars=100))
+    assert len(rows) == 1
+    # one document but many batches: trimming after every batch_size rows would trim once, at the end
+    assert len(trims) >= pieces // 2
+
+
+def test_max_piece_chars_option(tiny_pipeline, write, tmp_path):
+    text = long_text(6)
+    src = write("long.txt", text)
+    out = tmp_path / "o.jsonl"
+    res = run(src, "-o", out, "-m", tiny_pipeline, "--max-piece-chars", 200, "--no-progress")
+    assert res.exit_code == 0, res.output
+    row = read_rows(out)[0]
+    assert row["id"] == str(src) and all(text[s["start"]:s["end"]] == s["text"] for s in row["spans"])
+    res = run(src, "-o", out, "-m", tiny_pipeline, "--max-piece-chars", 0, "--no-progress")
+    assert res.exit_code != 0 and "--max-piece-chars" in res.output
+    with pytest.raises(ValueError, match="max_piece_chars must be >= 1"):
+        list(ex.extract_rows(rule_pipeline(), [ex.Record(0, 0, "x")], max_piece_chars=0))
+
+
 def test_long_text_via_cli_warns(tiny_pipeline, write, tmp_path):
     text = " ".join(SENTENCES * 6)
     src = write("long.txt", text)
