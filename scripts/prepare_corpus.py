@@ -25,11 +25,12 @@ def main(
 ):
     if mode not in ("strict", "repair", "auto"):
         raise InputError(None, None, f"--mode {mode!r}: use strict, repair or auto")
+    embedded = source.resolve() == EMBEDDED.resolve()
     if mode == "auto":
-        mode = "strict" if source.resolve() == EMBEDDED.resolve() else "repair"
+        mode = "strict" if embedded else "repair"
     lmap = build_label_map(map_, Path(label_map) if label_map else None) if (map_ or label_map) else None
     info, all_stats = prepare_corpus(source, out_dir, strict=mode == "strict", n_sents=n_sents, seed=seed,
-                                     label_map=lmap, read_options=ReadOptions())
+                                     label_map=lmap, read_options=ReadOptions(), embedded=embedded)
     for stats in all_stats:
         for p in stats.problems.examples:
             typer.echo(f"warning: {p}", err=True)

@@ -94,7 +94,7 @@ def training_data(corpus_info: Optional[Path]) -> Dict:
     info = json.loads(Path(corpus_info).read_text(encoding="utf-8"))
     splits = {split: {k: v for k, v in counts.items() if k in ("documents", "sentences", "tokens", "entities")}
               for split, counts in info.get("splits", {}).items()}
-    embedded = Path(info.get("path", "")).resolve() == (Path(__file__).resolve().parent.parent / "corpus" / "bio").resolve()
+    embedded = bool(info.get("embedded"))
     name = EMBEDDED_CORPUS["name"] if embedded else f"{info.get('name')} (the user's data, from {info.get('path')})"
     source = dict(EMBEDDED_CORPUS) if embedded else {"name": name, "license": "as the data's owner sets it"}
     return {"name": name, "path": info.get("path"), "splits": splits, "labels": info.get("labels"),

@@ -47,7 +47,8 @@ def _counts(stats: ConvertStats) -> Dict:
 
 def prepare_corpus(source: Path, out_dir: Path, *, strict: bool, n_sents: int = 10, seed: int = 0,
                    ratios: Tuple[float, float, float] = (0.8, 0.1, 0.1), label_map: Optional[LabelMap] = None,
-                   read_options: Optional[ReadOptions] = None, name: Optional[str] = None) -> Tuple[Dict, List[ConvertStats]]:
+                   read_options: Optional[ReadOptions] = None, name: Optional[str] = None,
+                   embedded: bool = False) -> Tuple[Dict, List[ConvertStats]]:
     """Convert `source` into out_dir/{train,dev,test}.spacy and write out_dir/corpus.json.
 
     source (Path): A folder with split-named files, a folder of files to split, or one file to split.
@@ -56,6 +57,7 @@ def prepare_corpus(source: Path, out_dir: Path, *, strict: bool, n_sents: int = 
     seed (int): The seed of the split, where the data is not split already.
     ratios (Tuple[float, float, float]): train/dev/test shares of a split by seed.
     name (Optional[str]): The corpus's name for the meta (default: the folder or file name).
+    embedded (bool): Whether `source` is the project's embedded corpus (the package meta names it so).
     RETURNS (Tuple[Dict, List[ConvertStats]]): what corpus.json holds, and each conversion's stats.
     """
     source, out_dir = Path(source), Path(out_dir)
@@ -63,7 +65,8 @@ def prepare_corpus(source: Path, out_dir: Path, *, strict: bool, n_sents: int = 
         raise InputError(source, None, "no such file or folder: give --vars.bio_dir a folder of BIO files or one file")
     options = read_options or ReadOptions()
     files = find_split_files(source)
-    info: Dict = {"name": name or source.name, "path": str(source), "mode": "strict" if strict else "repair",
+    info: Dict = {"name": name or source.name, "path": str(source), "embedded": embedded,
+                  "mode": "strict" if strict else "repair",
                   "labels_mapped": bool(label_map), "splits": {}}
     all_stats: List[ConvertStats] = []
 
