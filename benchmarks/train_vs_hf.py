@@ -37,7 +37,7 @@ def run(cmd: List[str], log: Path) -> float:
 
 def main(
     data: Path = typer.Option(Path("corpus/stackoverflow")),
-    config: Path = typer.Option(Path("configs/cpu_minilm_noshape.cfg")),  # the StackOverflow recipe's config
+    config: Path = typer.Option(Path("configs/cpu_minilm.cfg")),
     epochs: int = typer.Option(2),
     seeds: str = typer.Option("0", help="Comma-separated seeds; each trains both recipes once, and the verdict compares the means"),
     batch_tokens: int = typer.Option(None, help="Our batches: padded size in tokens (spacy.batch_by_padded.v1); default: project.yml's so_batch_tokens"),
