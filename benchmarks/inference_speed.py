@@ -273,9 +273,12 @@ def read_texts(path: str) -> List[str]:
 # ---------------------------------------------------------------------------- parent
 
 
-def in_child(kind: str, args: Dict) -> Dict:
-    """Run one measurement in a fresh interpreter; RETURNS its result plus peak_rss_mb and process seconds."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps({"kind": kind, **args})]
+def run_in_child(script: Path, payload: Dict, what: str) -> Dict:
+    """Run `python SCRIPT --child PAYLOAD` in a fresh interpreter (the benchmarks' way to measure one process).
+
+    RETURNS (Dict): the JSON object the child printed last, plus its peak_rss_mb (ru_maxrss) and process_seconds.
+    """
+    cmd = [sys.executable, str(Path(script).resolve()), "--child", json.dumps(payload)]
     t0 = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT)
@@ -284,11 +287,16 @@ def in_child(kind: str, args: Dict) -> Dict:
         err.seek(0)
         stdout, stderr = out.read().decode(), err.read().decode()
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{kind} failed:\n{stdout[-2000:]}\n{stderr[-3000:]}")
+        raise SystemExit(f"{what} failed:\n{stdout[-2000:]}\n{stderr[-3000:]}")
     result = json.loads(stdout.strip().splitlines()[-1])
     result["peak_rss_mb"] = round(usage.ru_maxrss / 1024, 1)
     result["process_seconds"] = round(time.perf_counter() - t0, 1)
     return result
+
+
+def in_child(kind: str, args: Dict) -> Dict:
+    """Run one measurement of this script in a fresh interpreter; see `run_in_child`."""
+    return run_in_child(Path(__file__), {"kind": kind, **args}, kind)
 
 
 def ratio(a: Optional[Dict], b: Optional[Dict]) -> Optional[float]:

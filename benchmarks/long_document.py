@@ -17,7 +17,6 @@ not its training, sets both):
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ import typer
 ROOT = Path(__file__).resolve().parent.parent
 # this checkout's tech_ner, not an installed one (a script's own folder, not the cwd, is first on sys.path)
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
-from inference_speed import corpus_sentences, make_long_document  # noqa: E402
+from inference_speed import corpus_sentences, make_long_document, run_in_child  # noqa: E402
 
 TARGET_MB = 2048
 
@@ -65,24 +64,6 @@ def measure(args: Dict) -> Dict:
             "rss_after_load_mb": round(rss_loaded, 1), "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
 
 
-def in_child(args: Dict) -> Dict:
-    """RETURNS (Dict): The child's result plus its peak RSS (ru_maxrss) and process wall time."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(args)]
-    t0 = time.perf_counter()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT)
-        _, status, usage = os.wait4(proc.pid, 0)
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read().decode(), err.read().decode()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"the measurement failed:\n{stdout[-2000:]}\n{stderr[-3000:]}")
-    result = json.loads(stdout.strip().splitlines()[-1])
-    result["peak_rss_mb"] = round(usage.ru_maxrss / 1024, 1)
-    result["process_seconds"] = round(time.perf_counter() - t0, 1)
-    return result
-
-
 def main(
     model: Optional[str] = typer.Option(None, help="Trained pipeline folder or package (required; see the docstring)"),
     mb: float = typer.Option(10.0, help="Size of the document in millions of characters"),
@@ -104,8 +85,8 @@ def main(
         text_file = Path(tmp) / "long.txt"
         text_file.write_text(text, encoding="utf-8")
         typer.echo(f"one document of {len(text):,} characters, {len(text.split()):,} words ...", err=True)
-        r = in_child({"model": str(model), "text_file": str(text_file), "out_file": str(Path(tmp) / "rows.jsonl"),
-                      "max_piece_chars": max_piece_chars, "batch_size": batch_size})
+        r = run_in_child(Path(__file__), {"model": str(model), "text_file": str(text_file), "out_file": str(Path(tmp) / "rows.jsonl"),
+                      "max_piece_chars": max_piece_chars, "batch_size": batch_size}, "the measurement")
     result = {"model": str(model), "characters": len(text), "megabytes": round(len(text.encode("utf-8")) / 1e6, 2),
               "max_piece_chars": max_piece_chars, "batch_size": batch_size, **r,
               "target": f"peak RSS < {TARGET_MB} MB", "within_target": r["peak_rss_mb"] < TARGET_MB,

@@ -16,7 +16,6 @@ a run stopped early still leaves its curve.
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +27,7 @@ import typer
 ROOT = Path(__file__).resolve().parent.parent
 # this checkout's tech_ner, not an installed one (a script's own folder, not the cwd, is first on sys.path)
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
-from inference_speed import corpus_sentences, make_documents  # noqa: E402
+from inference_speed import corpus_sentences, make_documents, run_in_child  # noqa: E402
 
 LIMIT_PCT = 10.0
 
@@ -107,21 +106,6 @@ def verdict(points: List, warmup: int) -> Dict:
                        f"between batches {low_warmup:,.0f} MB, then at most {low_after:,.0f} MB)"}
 
 
-def in_child(args: Dict) -> Dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(args)]
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT)
-        _, status, usage = os.wait4(proc.pid, 0)
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read().decode(), err.read().decode()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"the run failed:\n{stdout[-2000:]}\n{stderr[-3000:]}")
-    result = json.loads(stdout.strip().splitlines()[-1])
-    result["peak_rss_mb"] = round(usage.ru_maxrss / 1024, 1)
-    return result
-
-
 def main(
     model: Optional[str] = typer.Option(None, help="Trained pipeline folder or package (required)"),
     docs: int = typer.Option(50_000, min=1, help="Documents"),
@@ -152,9 +136,9 @@ def main(
         meta = {"model": str(model), "documents": docs, "words": n_words, "words_per_doc_target": words,
                 "batch_size": batch_size, "zone_docs": zone_docs, "every": every,
                 "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
-        r = in_child({"model": str(model), "docs_file": str(docs_file), "out_file": str(Path(tmp) / "rows.jsonl"),
+        r = run_in_child(Path(__file__), {"model": str(model), "docs_file": str(docs_file), "out_file": str(Path(tmp) / "rows.jsonl"),
                       "every": every, "batch_size": batch_size, "zone_docs": zone_docs, "out": str(out),
-                      "warmup": warmup, "meta": meta})
+                      "warmup": warmup, "meta": meta}, "the run")
     result = {**meta, "complete": True, "documents_done": r["rows"], **verdict(r["points"], warmup),
               "peak_rss_mb": r["peak_rss_mb"], "seconds": r["seconds"], "docs_per_s": r["docs_per_s"],
               "words_per_s": r["words_per_s"], "rows": r["rows"], "errors": r["errors"],

@@ -13,12 +13,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from .atomic import write_text_atomic
 from .convert import ConvertStats, convert, expand_inputs
+from .corpus import SPLITS
 from .export import split_corpus
 from .labels import LabelMap
 from .problems import InputError
 from .readers import ReadOptions
 
-SPLITS = ("train", "dev", "test")
 SPLIT_ALIASES = {"train": ("train", "training"), "dev": ("dev", "valid", "validation", "val"), "test": ("test", "testing")}
 INFO_FILE = "corpus.json"
 
@@ -90,7 +90,7 @@ def prepare_corpus(source: Path, out_dir: Path, *, strict: bool, n_sents: int = 
             info["splits"]["train"]["documents_before_dev_cut"] = info["splits"]["train"]["documents"]
             info["splits"]["train"]["documents"] = sizes["train"]
             info["split_rule"] = f"train and test as given; dev is {share:.0%} of train's documents (seed {seed})"
-    elif files and set(files) != {"train"} and not ("train" in files and "test" in files):
+    elif files and set(files) != {"train"}:
         missing = [s for s in ("train", "test") if s not in files]
         raise InputError(source, None, f"has {', '.join(sorted(files))} files but no {' or '.join(missing)} file: "
                                        "name the files train.*, dev.* and test.*, or give one file to split")
