@@ -476,8 +476,9 @@ def csv_records(lines: Sequence[Optional[str]], *, delimiter: str, n_fields: int
     A record is read with the csv module (strict quoting) from one line on. It is an error that costs only
     that line, and reading resumes on the next line, when the line did not decode (None) or holds a NUL, when
     the quoting is malformed or never closed, or when a quoted field spans lines of which one looks like a row
-    of its own (as many fields as the header, and a first field of the same kind: a number or an id). A good
-    record with more fields than the header is an error row too. Blank lines are skipped.
+    of its own (as many fields as the header, and a first field of the same kind: a number or an id), or when
+    it gives more fields than the header. A one-line record with more fields than the header is an error row
+    too. Blank lines are skipped.
 
     lines (Sequence[Optional[str]]): The data lines, each with its line end; None for one that did not decode.
     delimiter (str): The delimiter.
@@ -528,6 +529,13 @@ def csv_records(lines: Sequence[Optional[str]], *, delimiter: str, n_fields: int
             yield CsvRecord(number, number, _fields_alone(line, delimiter),
                             f"a quoted field opened on this line runs over line {first_line + swallowed}, which looks "
                             "like a row of its own: close the quote, or double a quote inside it (\"\")")
+            i += 1
+            continue
+        if len(fields) > n_fields and used > 1:  # a quote that ran over lines into too many fields was stray
+            yield CsvRecord(number, number, _fields_alone(line, delimiter),
+                            f"a quoted field opened on this line runs over {used - 1} more line(s) into "
+                            f"{len(fields)} fields, but the header has {n_fields}: close the quote, or double a "
+                            "quote inside it (\"\")")
             i += 1
             continue
         error = f"{len(fields)} fields, but the header has {n_fields}" if len(fields) > n_fields else None
