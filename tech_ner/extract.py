@@ -557,7 +557,11 @@ def _malloc_trim() -> Callable[[], None]:
     except (OSError, AttributeError):
         return lambda: None
     trim.argtypes = [ctypes.c_size_t]
-    return lambda: trim(0) and None
+
+    def trim_now() -> None:
+        trim(0)  # 1 if memory was released, 0 if not: neither is the caller's concern
+
+    return trim_now
 
 
 def extract_rows(nlp: Language, records: Iterable[Record], *, batch_size: int = 64, n_process: int = 1,

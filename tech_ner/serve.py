@@ -374,7 +374,8 @@ class Extractor:
         for text, parts in zip(job.texts, job.docs):
             doc = parts[0] if len(parts) == 1 else Doc.from_docs(parts, ensure_whitespace=False,
                                                                    exclude=["tensor", "user_data"])
-            assert doc.text == text, "pieces of a long text must join back to it"
+            if doc.text != text:  # an invariant of split_text; checked even under `python -O`
+                raise RuntimeError("pieces of a long text must join back to it")
             entities = [(e.start_char, e.end_char, e.label_) for e in doc.ents]
             out.append(Extraction(text=text, entities=entities, terms=self._terms(doc)))
         return out

@@ -484,3 +484,20 @@ def test_extract_with_precision(tiny_pipeline, write, tmp_path):
 def test_malloc_trim_is_callable_and_harmless():
     trim = ex._malloc_trim()
     assert trim() is None
+
+
+def test_malloc_trim_returns_none_when_nothing_was_freed(monkeypatch):
+    import ctypes
+
+    class FakeLibc:
+        def __init__(self, *args, **kwargs):
+            self.malloc_trim = self
+
+        def __call__(self, pad):
+            self.calls = getattr(self, "calls", 0) + 1
+            return 0  # glibc: no memory was released
+
+    fake = FakeLibc()
+    monkeypatch.setattr(ctypes, "CDLL", lambda *a, **k: fake)
+    trim = ex._malloc_trim()
+    assert trim() is None and fake.calls == 1

@@ -573,7 +573,20 @@ def test_serve_command_missing_model_is_one_line(tmp_path):
 def test_settings_are_checked():
     with pytest.raises(ValueError, match="max_csv_rows must be an integer >= 1"):
         ServeSettings(max_csv_rows=0)
-    assert json.loads(json.dumps(ServeSettings().allowed_url_hosts)) == []
+    with pytest.raises(ValueError, match="allowed_hosts is empty"):
+        ServeSettings(allowed_hosts=())
+    policy = ServeSettings(allowed_url_hosts=("example.org",)).fetch_policy()
+    assert policy.allowed_hosts == frozenset({"example.org"}) and not policy.allow_private
+    assert ServeSettings().fetch_policy().allowed_hosts == frozenset()
+
+
+def test_worker_checks_that_pieces_join_back_even_without_asserts(nlp):
+    from tech_ner.serve import Extractor, _Job
+
+    job = _Job(["Rust and Python"], max_chars=100)
+    job.docs = [[nlp("Rust and Pyth")]]  # a piece lost: the invariant split_text keeps is broken
+    with pytest.raises(RuntimeError, match="pieces of a long text must join back"):
+        Extractor(nlp)._merge(job)
 
 
 # --- invalid text in any field -----------------------------------------------------------------------------------
