@@ -63,7 +63,7 @@ def main(
     repeats: int = typer.Option(2, help="Runs of each converter; the fastest counts"),
     out: Path = typer.Option(Path("benchmarks/results/convert_speed.json")),
 ):
-    from tech_ner.atomic import write_text_atomic
+    from tech_ner.files.atomic import write_text_atomic
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

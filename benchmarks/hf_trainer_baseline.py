@@ -16,7 +16,7 @@ import typer
 
 
 def sentences(path):
-    from tech_ner.export import doc_to_iob2, read_docs
+    from tech_ner.corpus.docbin import doc_to_iob2, read_docs
 
     out = []
     for doc in read_docs([path]):
@@ -43,8 +43,8 @@ def main(
     from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification,
                               Trainer, TrainingArguments, set_seed)
 
-    from tech_ner.atomic import write_text_atomic
-    from tech_ner.backbone import resolve_backbone
+    from tech_ner.files.atomic import write_text_atomic
+    from tech_ner.pipeline.backbone import resolve_backbone
 
     set_seed(seed)
     path = resolve_backbone(backbone)

@@ -5,13 +5,13 @@ On the same trained pipeline (--model) and the same N documents of about W words
 each measurement in a fresh subprocess (peak RSS is the child's own ru_maxrss, from
 os.wait4):
 
-  ours_fp32     our extractor path (`tech_ner.extract.extract_rows`: nlp.pipe, doc
+  ours_fp32     our extractor path (`tech_ner.apps.extract.extract_rows`: nlp.pipe, doc
                 cleaner, memory zones), fp32; with the RSS curve over the run
   hf_pipeline   transformers' pipeline("token-classification", aggregation_strategy="simple")
                 over AutoModelForTokenClassification from the pipeline's own backbone
                 weights (a fresh head: head weights don't matter for speed)
   bare_forward  the HF tokenizer and model forward pass alone over the same text, fp32
-  ours_bf16     our path with bf16 autocast     (tech_ner.precision)
+  ours_bf16     our path with bf16 autocast     (tech_ner.pipeline.precision)
   ours_int8     our path with int8 dynamic quantisation
 
 plus entity F1 of fp32, bf16 and int8 on the test split, and the entity difference
@@ -101,8 +101,8 @@ def rss_mb() -> float:
 
 
 def load_ours(model: str, precision: str, window: Optional[int], stride: Optional[int]):
-    from tech_ner.extract import load_pipeline
-    from tech_ner.span_getters import configure_sentence_windows
+    from tech_ner.apps.extract import load_pipeline
+    from tech_ner.pipeline.span_getters import configure_sentence_windows
 
     nlp = load_pipeline(model, precision=precision)
     if window:
@@ -111,7 +111,7 @@ def load_ours(model: str, precision: str, window: Optional[int], stride: Optiona
 
 
 def measure_ours(args: Dict) -> Dict:
-    from tech_ner.extract import Record, count_words, extract_rows
+    from tech_ner.apps.extract import Record, count_words, extract_rows
 
     texts = read_texts(args["docs_file"])
     nlp = load_ours(args["model"], args["precision"], args.get("window"), args.get("stride"))
@@ -150,8 +150,8 @@ def export_backbone(args: Dict) -> Dict:
     import spacy
     import torch
 
-    import tech_ner.registrations  # noqa: F401
-    from tech_ner.precision import find_transformers
+    import tech_ner.pipeline  # noqa: F401
+    from tech_ner.pipeline.precision import find_transformers
 
     nlp = spacy.load(args["model"])
     trf = find_transformers(nlp)[0][1].model
@@ -209,7 +209,7 @@ def measure_bare(args: Dict) -> Dict:
 
 
 def measure_f1(args: Dict) -> Dict:
-    from tech_ner.evaluate import evaluate_corpus
+    from tech_ner.evaluation.evaluate import evaluate_corpus
 
     nlp = load_ours(args["model"], args["precision"], args.get("window"), args.get("stride"))
     result = evaluate_corpus(nlp, [args["test"]], batch_size=args["batch_size"])
@@ -219,7 +219,7 @@ def measure_f1(args: Dict) -> Dict:
 
 def measure_long(args: Dict) -> Dict:
     """Entities of one long document (with span-getter windows, and cut at max_length) against its paragraphs one by one."""
-    from tech_ner.extract import Record, extract_rows
+    from tech_ner.apps.extract import Record, extract_rows
 
     text = read_texts(args["docs_file"])[0]
     nlp = load_ours(args["model"], "fp32", args.get("window"), args.get("stride"))
@@ -327,7 +327,7 @@ def main(
         args = json.loads(child)
         print(json.dumps(MEASURES[args.pop("kind")](args)))
         return
-    from tech_ner.atomic import write_text_atomic
+    from tech_ner.files.atomic import write_text_atomic
 
     wanted = [r.strip() for r in runs.split(",") if r.strip()]
     unknown = set(wanted) - set(RUNS)

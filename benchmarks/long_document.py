@@ -1,7 +1,7 @@
 """Peak memory and wall time of one very long document through `tech-ner extract`.
 
 One document of --mb megabytes of prose (the embedded corpus sentences in paragraphs of about 200 words, separated
-by blank lines, as `inference_speed.py` builds them) is written to a .txt file and run through `tech_ner.extract.extract`
+by blank lines, as `inference_speed.py` builds them) is written to a .txt file and run through `tech_ner.apps.extract.extract`
 (what `tech-ner extract` calls) with a trained pipeline (--model), in a fresh child process. The child's peak RSS is its
 own ru_maxrss (from os.wait4), so it counts the model, the text and everything the run allocates. The target: peak RSS
 under 2 GB, whatever the document's length (texts are cut into pieces of at most --max-piece-chars characters).
@@ -45,7 +45,7 @@ def measure(args: Dict) -> Dict:
     import psutil
     import torch
 
-    from tech_ner.extract import extract, load_pipeline, split_text
+    from tech_ner.apps.extract import extract, load_pipeline, split_text
 
     text = Path(args["text_file"]).read_text(encoding="utf-8")
     nlp = load_pipeline(args["model"])
@@ -76,7 +76,7 @@ def main(
     if child is not None:
         print(json.dumps(measure(json.loads(child))))
         return
-    from tech_ner.atomic import write_text_atomic
+    from tech_ner.files.atomic import write_text_atomic
 
     if model is None or not (Path(model).exists() or "/" not in model):
         raise typer.BadParameter(f"{model}: give a trained pipeline with --model (the docstring shows a quick one)")

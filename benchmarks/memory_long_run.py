@@ -1,7 +1,7 @@
 """RSS over a long run of `tech-ner extract` on realistic documents: does memory stay flat?
 
 --docs documents of about --words words (the embedded corpus sentences, as `inference_speed.py` builds them) are
-written to a .jsonl file and run through `tech_ner.extract.extract` (what `tech-ner extract` calls: reading, memory
+written to a .jsonl file and run through `tech_ner.apps.extract.extract` (what `tech-ner extract` calls: reading, memory
 zones, pieces, the doc cleaner, row writing) with a trained pipeline (--model), in a fresh child process that records
 its RSS, the lowest and highest RSS since the last point, and the vocabulary's size, every --every documents. The
 verdict: after warm-up (the first --warmup documents, default 10% of the run), the highest RSS stays within 10% of
@@ -41,9 +41,9 @@ def measure(args: Dict) -> Dict:
     import psutil
     import torch
 
-    import tech_ner.extract
-    from tech_ner.atomic import write_text_atomic
-    from tech_ner.extract import extract, load_pipeline
+    import tech_ner.apps.extract
+    from tech_ner.files.atomic import write_text_atomic
+    from tech_ner.apps.extract import extract, load_pipeline
 
     process = psutil.Process()
     nlp = load_pipeline(args["model"])
@@ -52,14 +52,14 @@ def measure(args: Dict) -> Dict:
     now = mb()
     curve: List = [[0, now, now, now, len(nlp.vocab.strings), len(nlp.vocab)]]
     window: Dict = {"n": 0, "low": None, "high": 0.0}
-    trim = tech_ner.extract._malloc_trim()
+    trim = tech_ner.apps.extract._malloc_trim()
 
     def trim_and_read() -> None:
         trim()
         rss = mb()
         window["low"] = rss if window["low"] is None else min(window["low"], rss)
 
-    tech_ner.extract._malloc_trim = lambda: trim_and_read  # extract trims after every batch: read RSS just then
+    tech_ner.apps.extract._malloc_trim = lambda: trim_and_read  # extract trims after every batch: read RSS just then
 
     def on_row(row, words: int) -> None:
         rss = mb()
@@ -121,7 +121,7 @@ def main(
     if child is not None:
         print(json.dumps(measure(json.loads(child))))
         return
-    from tech_ner.atomic import write_text_atomic
+    from tech_ner.files.atomic import write_text_atomic
 
     if model is None or not (Path(model).exists() or "/" not in model):
         raise typer.BadParameter(f"{model}: give a trained pipeline with --model (see benchmarks/long_document.py)")

@@ -160,7 +160,7 @@ def main(
     out: Path = typer.Option(Path("benchmarks/results/serve_load.json"), "--out"),
 ):
     """Measure requests/s and latency of /api/extract under concurrent clients."""
-    from tech_ner.atomic import write_text_atomic
+    from tech_ner.files.atomic import write_text_atomic
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"

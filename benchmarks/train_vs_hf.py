@@ -51,8 +51,8 @@ def main(
     import srsly
     from spacy.training.batchers import minibatch_by_padded_size
 
-    from tech_ner.atomic import write_text_atomic
-    from tech_ner.export import read_docs
+    from tech_ner.files.atomic import write_text_atomic
+    from tech_ner.corpus.docbin import read_docs
 
     work.mkdir(parents=True, exist_ok=True)
     project_vars = srsly.read_yaml(ROOT / "project.yml")["vars"]

@@ -31,7 +31,7 @@ def main(
     target_minutes: float = typer.Option(30.0),
     target_f1: float = typer.Option(0.85),
 ):
-    from tech_ner.atomic import write_text_atomic
+    from tech_ner.files.atomic import write_text_atomic
 
     head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,

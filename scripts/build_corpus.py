@@ -9,8 +9,8 @@ from typing import List, Optional
 
 import typer
 
-from tech_ner.corpus import CorpusError, build, build_heldout, find_duplicates, read_sources, tokenise
-from tech_ner.tokenizer import tech_blank
+from tech_ner.corpus.embedded import CorpusError, build, build_heldout, find_duplicates, read_sources, tokenise
+from tech_ner.pipeline.tokenizer import tech_blank
 
 
 @contextlib.contextmanager

@@ -1,7 +1,7 @@
 """Extract technology terms from a corpus: `python scripts/extract.py INPUTS... -o out.jsonl --model training/model-best`."""
 import typer
 
-from tech_ner.extract_cli import extract_command
+from tech_ner.commands.extract import extract_command
 
 if __name__ == "__main__":
     typer.run(extract_command)

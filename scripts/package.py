@@ -5,8 +5,8 @@ from typing import Optional
 
 import typer
 
-from tech_ner.problems import friendly_errors
-from tech_ner.package import package
+from tech_ner.files.problems import friendly_errors
+from tech_ner.packaging.package import package
 
 
 @friendly_errors

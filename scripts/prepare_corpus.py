@@ -4,10 +4,10 @@ from typing import List
 
 import typer
 
-from tech_ner.labels import build_label_map
-from tech_ner.prepare import prepare_corpus
-from tech_ner.problems import InputError, friendly_errors
-from tech_ner.readers import ReadOptions
+from tech_ner.corpus.labels import build_label_map
+from tech_ner.corpus.prepare import prepare_corpus
+from tech_ner.files.problems import InputError, friendly_errors
+from tech_ner.corpus.readers import ReadOptions
 
 EMBEDDED = Path(__file__).resolve().parent.parent / "corpus" / "bio"
 

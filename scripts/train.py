@@ -4,9 +4,9 @@ from pathlib import Path
 import typer
 from spacy.cli._util import parse_config_overrides
 
-from tech_ner.backbone import BackboneError
-from tech_ner.problems import InputError
-from tech_ner.train import train
+from tech_ner.pipeline.backbone import BackboneError
+from tech_ner.files.problems import InputError
+from tech_ner.training.train import train
 
 
 def main(

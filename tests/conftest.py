@@ -49,7 +49,7 @@ TECH_SENTENCES = [
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory):
     """train.spacy and dev.spacy made from a few bracket-marked sentences."""
-    from tech_ner.convert import convert
+    from tech_ner.corpus.convert import convert
 
     folder = tmp_path_factory.mktemp("tiny-corpus")
     lines = []
@@ -73,7 +73,7 @@ def tiny_corpus(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_pipeline(tmp_path_factory, tiny_bert, tiny_corpus):
     """A pipeline trained for a few steps from configs/tiny.cfg (transformer, ner, tech_terms)."""
-    from tech_ner.train import train
+    from tech_ner.training.train import train
 
     out = tmp_path_factory.mktemp("tiny-pipeline")
     train(ROOT / "configs" / "tiny.cfg", out, overrides={

@@ -6,8 +6,8 @@ import pytest
 import spacy
 from spacy.training import Example
 
-import tech_ner.registrations  # noqa: F401
-from tech_ner.bio_ner import _allowed, biluo_to_tag_ids, decode_viterbi, tag_names, tags_to_spans
+import tech_ner.pipeline  # noqa: F401
+from tech_ner.pipeline.bio_ner import _allowed, biluo_to_tag_ids, decode_viterbi, tag_names, tags_to_spans
 
 LABELS = ["LIB", "TECH"]  # tags: O, B-LIB, I-LIB, B-TECH, I-TECH
 

@@ -10,7 +10,6 @@ import itertools
 import os
 import pickle
 import re
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -23,8 +22,8 @@ from hypothesis import strategies as st
 from spacy.tokens import Doc, Span, Token
 from spacy.vocab import Vocab
 
-import tech_ner.component  # noqa: F401  (registers the factory, also in nlp.pipe workers)
-from tech_ner.component import TechTerm, TechTerms, collect_terms, normalize_term
+import tech_ner.pipeline.component  # noqa: F401  (registers the factory, also in nlp.pipe workers)
+from tech_ner.pipeline.component import TechTerm, TechTerms, collect_terms, normalize_term
 
 _counter = itertools.count()
 
@@ -303,25 +302,24 @@ def test_multiprocessing_pipe_matches_single_process():
 
 
 def _copy_runtime_files(package_dir):
-    """What the package step does: the runtime files copied flat into the pipeline package."""
-    from tech_ner.package import runtime_code_files
+    """What the package step does: the runtime subpackage shipped whole inside the pipeline package."""
+    from tech_ner.packaging.runtime import ship_runtime
 
     package_dir.mkdir(parents=True)
-    for path in runtime_code_files():
-        shutil.copy(path, package_dir / path.name)
-    (package_dir / "__init__.py").write_text("".join(f"from . import {p.stem}\n" for p in runtime_code_files()))
+    (package_dir / "meta.json").write_text('{"lang": "en", "name": "copy", "version": "0.0.0"}')
+    ship_runtime(package_dir)
 
 
 def test_a_packaged_copy_of_the_files_reuses_the_registrations(tmp_path, nlp, monkeypatch):
-    # an installed pipeline package imports flat copies next to tech_ner's modules
-    import tech_ner.registrations  # noqa: F401
+    # an installed pipeline package imports its copy of the runtime next to tech_ner's
+    import tech_ner.pipeline  # noqa: F401
 
     factories = ("tech_terms", "cpu_precision", "bio_ner")
     originals = [spacy.registry.factories.get(f) for f in factories]
     _copy_runtime_files(tmp_path / "en_copy_pkg")
     monkeypatch.syspath_prepend(str(tmp_path))
     copy = importlib.import_module("en_copy_pkg")  # imports every copy: must not raise E004
-    assert Path(copy.bio_ner.__file__).parent == tmp_path / "en_copy_pkg"
+    assert Path(copy.pipeline.bio_ner.__file__).parent == tmp_path / "en_copy_pkg" / "pipeline"
     assert [spacy.registry.factories.get(f) for f in factories] == originals
     nlp.add_pipe("tech_terms")
     doc = nlp(set_ents(nlp.make_doc("Go"), (r"Go", "TECH")))
@@ -330,20 +328,20 @@ def test_a_packaged_copy_of_the_files_reuses_the_registrations(tmp_path, nlp, mo
 
 def test_packaged_copy_and_entry_point_in_one_process(tmp_path):
     # An installed pipeline package imports its copy first; creating a Language then
-    # loads the `spacy_factories` entry point, which imports tech_ner.component.
+    # loads the `spacy_factories` entry point, which imports tech_ner.pipeline.component.
     site = tmp_path / "site"
     _copy_runtime_files(site / "en_fake_tech")
     dist = site / "fake_tech_ner-0.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-tech-ner\nVersion: 0.0\n")
     (dist / "entry_points.txt").write_text(
-        "[spacy_factories]\ntech_terms = tech_ner.component:make_tech_terms\n"
-        "bio_ner = tech_ner.bio_ner:make_bio_ner\ncpu_precision = tech_ner.precision:make_cpu_precision\n")
+        "[spacy_factories]\ntech_terms = tech_ner.pipeline.component:make_tech_terms\n"
+        "bio_ner = tech_ner.pipeline.bio_ner:make_bio_ner\ncpu_precision = tech_ner.pipeline.precision:make_cpu_precision\n")
     script = textwrap.dedent("""
         import en_fake_tech, spacy
         from spacy.tokens import Span
-        nlp = spacy.blank("en")  # loads the entry point: imports tech_ner.component
-        import tech_ner.component
+        nlp = spacy.blank("en")  # loads the entry point: imports tech_ner.pipeline.component
+        import tech_ner.pipeline.component
         nlp.add_pipe("tech_terms")
         spacy.blank("en").add_pipe("bio_ner")
         doc = nlp.make_doc("Go and go")

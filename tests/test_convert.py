@@ -1,4 +1,4 @@
-"""Every BIO shape in, every bad input named: tech_ner.convert and the readers."""
+"""Every BIO shape in, every bad input named: tech_ner.corpus.convert and the readers."""
 import json
 
 import pytest
@@ -6,11 +6,11 @@ import spacy
 from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
-from tech_ner.cli import app
-from tech_ner.convert import convert
-from tech_ner.labels import LabelMap, build_label_map
-from tech_ner.problems import InputError
-from tech_ner.readers import ReadOptions, detect_format
+from tech_ner.commands.cli import app
+from tech_ner.corpus.convert import convert
+from tech_ner.corpus.labels import LabelMap, build_label_map
+from tech_ner.files.problems import InputError
+from tech_ner.corpus.readers import ReadOptions, detect_format
 
 TWO_COL = "We\tO\nuse\tO\nC++\tB-TECH\nand\tO\nNode.js\tB-TECH\n\nRust\tB-TECH\n2021\tI-TECH\nships\tO\n\n"
 

@@ -4,9 +4,9 @@ from collections import Counter
 
 import pytest
 
-from tech_ner.corpus import (REGISTERS, CorpusError, build, find_duplicates, parse_markup, read_sources,
+from tech_ner.corpus.embedded import (REGISTERS, CorpusError, build, find_duplicates, parse_markup, read_sources,
                              split_sentences, tokenise, unseen_share)
-from tech_ner.tokenizer import tech_blank
+from tech_ner.pipeline.tokenizer import tech_blank
 
 from .conftest import ROOT
 
@@ -174,7 +174,7 @@ def test_split_directive_pins_sentences_and_leaves_the_seeded_split_alone(tmp_pa
 
 
 def test_heldout_set_may_not_repeat_the_training_sources(tmp_path):
-    from tech_ner.corpus import build_heldout
+    from tech_ner.corpus.embedded import build_heldout
 
     (tmp_path / "wild").mkdir()
     (tmp_path / "wild" / "dev.txt").write_text(

@@ -15,13 +15,13 @@ from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 from typer.testing import CliRunner
 
-from tech_ner.convert import DOCBIN_ATTRS
-from tech_ner.evaluate import (
+from tech_ner.corpus.docbin import DOCBIN_ATTRS
+from tech_ner.evaluation.evaluate import (
     confusion_markdown, confusion_table, evaluate_docs, label_report, raw_text_scores, score_tags,
 )
-from tech_ner.evaluate_cli import evaluate_command
-from tech_ner.parity import check_parity
-from tech_ner.plots import plot_confusion, plot_training_curve
+from tech_ner.commands.evaluate import evaluate_command
+from tech_ner.evaluation.parity import check_parity
+from tech_ner.evaluation.plots import plot_confusion, plot_training_curve
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -404,7 +404,7 @@ def test_predicted_entity_across_gold_sentences_keeps_parity():
     """The pipeline predicts without sentence boundaries, so an entity may cross one: both scorers count it once."""
     from spacy.tokens import Doc, Span
 
-    from tech_ner.parity import check_parity
+    from tech_ner.evaluation.parity import check_parity
 
     vocab = spacy.blank("en").vocab
     words = ["Use", "Rust", ".", "Go", "now"]
@@ -420,7 +420,7 @@ def test_predicted_entity_across_gold_sentences_keeps_parity():
 def test_frequent_errors_rank_and_classify():
     from spacy.tokens import Span
 
-    from tech_ner.evaluate import frequent_errors
+    from tech_ner.evaluation.evaluate import frequent_errors
 
     nlp = spacy.blank("en")
 

@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-import tech_ner.registrations  # noqa: F401
-from tech_ner import extract as ex
-from tech_ner.extract_cli import extract_command
-from tech_ner.precision import (
+import tech_ner.pipeline  # noqa: F401
+from tech_ner.apps import extract as ex
+from tech_ner.commands.extract import extract_command
+from tech_ner.pipeline.precision import (
     ATTR, apply_precision, current_precision, find_transformers, resolve_precision,
 )
 

@@ -10,9 +10,9 @@ import spacy
 from spacy.tokens import Doc, DocBin
 from typer.testing import CliRunner
 
-from tech_ner import extract as ex
-from tech_ner.cli import app
-from tech_ner.textfile import csv_records, decode_lines
+from tech_ner.apps import extract as ex
+from tech_ner.commands.cli import app
+from tech_ner.files.textfile import csv_records, decode_lines
 
 NESTED = "[" * 100_000
 LONG = "x" * 3_000_000

@@ -3,7 +3,8 @@ import numpy
 import pytest
 from thinc.api import registry
 
-import tech_ner.registrations  # noqa: F401
+import tech_ner.pipeline  # noqa: F401
+import tech_ner.training.optimizers  # noqa: F401
 
 
 def _optimizer(decay):

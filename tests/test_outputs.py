@@ -5,9 +5,9 @@ import stat
 import pytest
 from typer.testing import CliRunner
 
-from tech_ner.atomic import OUTPUT_MANIFEST, atomic_path
-from tech_ner.cli import app
-from tech_ner.problems import InputError
+from tech_ner.files.atomic import OUTPUT_MANIFEST, atomic_path
+from tech_ner.commands.cli import app
+from tech_ner.files.problems import InputError
 
 BIO = "Python\tB-TECH\nis\tO\nfun\tO\n\nRust\tB-TECH\ntoo\tO\n\n"
 

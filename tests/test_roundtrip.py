@@ -4,9 +4,9 @@ import string
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tech_ner.convert import convert
-from tech_ner.export import export_iob, split_corpus
-from tech_ner.readers import ReadOptions
+from tech_ner.corpus.convert import convert
+from tech_ner.corpus.export import export_iob, split_corpus
+from tech_ner.corpus.readers import ReadOptions
 
 WORD = st.text(alphabet=string.ascii_letters + string.digits + "+#.-_/()'\u00e9\u4e2d", min_size=1, max_size=8).filter(
     lambda w: w not in ("-DOCSTART-",)

@@ -3,7 +3,6 @@
 connected to."""
 import asyncio
 import codecs
-import json
 import socket
 import threading
 import time
@@ -15,10 +14,10 @@ import pytest
 import spacy
 from hypothesis import example, given, settings as hsettings, strategies as st
 
-import tech_ner.component  # noqa: F401  (the tech_terms factory)
-from tech_ner.fetch import (BlockedURL, FetchError, FetchPolicy, InvalidURL, check_url, fetch, page_text,
+import tech_ner.pipeline.component  # noqa: F401  (the tech_terms factory)
+from tech_ner.apps.fetch import (BlockedURL, FetchError, FetchPolicy, InvalidURL, check_url, fetch, page_text,
                             refusal_reason)
-from tech_ner.serve import ServeSettings, create_app, read_csv, split_text, write_csv
+from tech_ner.apps.serve import ServeSettings, create_app, read_csv, split_text, write_csv
 
 with warnings.catch_warnings():
     # Starlette 1.x prefers the httpx2 fork for its TestClient and warns on import when it finds httpx
@@ -560,7 +559,7 @@ def test_serve_command_missing_model_is_one_line(tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from tech_ner.serve import serve_command
+    from tech_ner.apps.serve import serve_command
 
     app = typer.Typer()
     app.command()(serve_command)
@@ -581,7 +580,7 @@ def test_settings_are_checked():
 
 
 def test_worker_checks_that_pieces_join_back_even_without_asserts(nlp):
-    from tech_ner.serve import Extractor, _Job
+    from tech_ner.apps.serve import Extractor, _Job
 
     job = _Job(["Rust and Python"], max_chars=100)
     job.docs = [[nlp("Rust and Pyth")]]  # a piece lost: the invariant split_text keeps is broken
@@ -788,7 +787,7 @@ def test_every_response_has_security_headers(client, method, path, kwargs):
 
 
 def test_host_header_is_checked_against_allowed_hosts(nlp):
-    from tech_ner.serve import LOOPBACK_HOSTS, default_allowed_hosts
+    from tech_ner.apps.serve import LOOPBACK_HOSTS, default_allowed_hosts
 
     app = create_app(nlp, settings=ServeSettings(allowed_hosts=LOOPBACK_HOSTS))
     for base, status in [("http://localhost:8000", 200), ("http://127.0.0.1", 200), ("http://[::1]:8000", 200),

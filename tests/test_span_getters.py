@@ -4,7 +4,7 @@ import spacy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tech_ner.span_getters import configure_sentence_windows, get_sentence_windows
+from tech_ner.pipeline.span_getters import configure_sentence_windows, get_sentence_windows
 
 NLP = spacy.blank("en")
 

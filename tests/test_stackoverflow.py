@@ -1,9 +1,9 @@
 """The real StackOverflow NER files convert with the counts in their SOURCE.md."""
 import pytest
 
-from tech_ner.convert import convert
-from tech_ner.labels import STACKOVERFLOW_TECH, LabelMap
-from tech_ner.readers import ReadOptions, detect_format
+from tech_ner.corpus.convert import convert
+from tech_ner.corpus.labels import STACKOVERFLOW_TECH, LabelMap
+from tech_ner.corpus.readers import ReadOptions, detect_format
 
 from .conftest import SHARED_DATA
 

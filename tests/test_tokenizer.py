@@ -2,7 +2,7 @@
 import pytest
 import spacy
 
-from tech_ner.tokenizer import tech_blank
+from tech_ner.pipeline.tokenizer import tech_blank
 
 
 @pytest.fixture(scope="module")

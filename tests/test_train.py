@@ -6,8 +6,8 @@ import sys
 import pytest
 import spacy
 
-from tech_ner.backbone import BackboneError, resolve_backbone
-from tech_ner.train import train
+from tech_ner.pipeline.backbone import BackboneError, resolve_backbone
+from tech_ner.training.train import train
 
 from .conftest import ROOT
 
@@ -80,7 +80,7 @@ def test_configs_pass_debug_config(config, tiny_corpus):
 def test_epoch_budget_scales_with_the_corpus(tiny_corpus):
     from spacy.util import load_config
 
-    from tech_ner.train import epoch_budget
+    from tech_ner.training.train import epoch_budget
 
     cfg = load_config(ROOT / "configs" / "cpu_minilm.cfg", interpolate=False)
     cfg["budget"]["epochs"] = 3

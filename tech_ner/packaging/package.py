@@ -11,13 +11,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from .atomic import write_text_atomic
-from .problems import InputError
+from ..files.atomic import write_text_atomic
+from ..files.problems import InputError
+from .runtime import write_package_files
 
-# Copied flat into the package and imported by it: each imports nothing from tech_ner, only its siblings here
-# (relatively).
-RUNTIME_CODE = ("factories.py", "tokenizer.py", "span_getters.py", "backbone.py", "component.py", "bio_ner.py",
-                "precision.py")
 # --precision at packaging time: a fixed one, or "best": the fastest whose test F1 is within TOLERANCE of fp32
 PACKAGE_PRECISIONS = ("best", "fp32", "bf16", "int8", "auto")
 TOLERANCE_F1 = 0.005
@@ -38,7 +35,7 @@ def _set_requirements(pkg_dir: Path, module: str) -> None:
     """Fix the requirements `spacy package` wrote: drop `tech-ner` and require torch by a lower bound only.
 
     spaCy lists `tech-ner` as a requirement because our factories are registered by its entry points; the package
-    carries that code itself (the runtime files), so it must not ask for this repository. torch comes in through
+    carries that code itself (the runtime subpackage), so it must not ask for this repository. torch comes in through
     spacy-transformers; we name it with TORCH_REQUIREMENT (replacing any range spaCy derived from the build
     machine's torch) so that a CPU build installed first, of any version from 2.0, satisfies the wheel and pip
     never swaps it for a newer default (CUDA) build of several GB.
@@ -54,29 +51,6 @@ def _set_requirements(pkg_dir: Path, module: str) -> None:
 def _requirement_name(requirement: str) -> str:
     """RETURNS (str): The normalised project name a requirement string is about ("Tech_NER>=1" -> "tech-ner")."""
     return re.split(r"[\s<>=!~;\[(@]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-").replace(".", "-")
-
-
-INIT_ANCHOR = "from spacy.util import load_model_from_init_py, get_model_meta\n"
-
-
-def _add_runtime_code(pkg_dir: Path, module: str) -> None:
-    """What `spacy package --code` does, but with the files imported as the package's submodules: copy the runtime
-    files flat into the package module and import them from its __init__.py (registering the factories)."""
-    init = pkg_dir / module / "__init__.py"
-    text = init.read_text(encoding="utf-8")
-    if INIT_ANCHOR not in text:
-        raise InputError(init, None, "spacy package wrote an __init__.py without the line this step adds the "
-                                     f"runtime imports after ({INIT_ANCHOR.strip()!r}): report this spaCy version")
-    files = runtime_code_files()
-    for path in files:
-        shutil.copy(path, pkg_dir / module / path.name)
-    imports = "".join(f"from . import {path.stem}  # noqa: F401\n" for path in files)
-    write_text_atomic(init, text.replace(INIT_ANCHOR, INIT_ANCHOR + imports, 1))
-
-
-def runtime_code_files() -> List[Path]:
-    here = Path(__file__).parent
-    return [here / name for name in RUNTIME_CODE if (here / name).exists()]
 
 
 EMBEDDED_CORPUS = {"name": "en_tech_ner embedded technology-term corpus", "license": "MIT", "author": "en_tech_ner contributors"}
@@ -198,9 +172,9 @@ def choose_precision(model: Path, test: Path, *, candidates: Sequence[str] = ("b
     from spacy.scorer import get_ner_prf
     from spacy.training import Example
 
-    from .evaluate import predict
-    from .export import read_docs
-    from .precision import apply_precision, int8_available, native_bf16
+    from ..evaluation.evaluate import predict
+    from ..corpus.docbin import read_docs
+    from ..pipeline.precision import apply_precision, int8_available, native_bf16
 
     gold = list(read_docs([test]))
     if not gold:
@@ -235,7 +209,7 @@ def with_precision_component(model: Path, out: Path, precision: str) -> Path:
     `precision` (fp32, bf16, int8, auto or best): applied when the package is loaded on CPU; the weights stay fp32."""
     import spacy
 
-    from .precision import FACTORY_NAME, find_transformers
+    from ..pipeline.precision import FACTORY_NAME, find_transformers
 
     nlp = spacy.load(model)
     transformers = find_transformers(nlp)
@@ -281,15 +255,15 @@ def package(model: Path, output_dir: Path, *, name: str = "en_tech_ner", version
         meta["pipeline"], meta["components"] = staged["pipeline"], staged["components"]
         meta_file = Path(tmp) / "meta.json"
         write_text_atomic(meta_file, json.dumps(meta, indent=2))
-        # No --code: spaCy would import each file alone to check it, which relative imports cannot survive;
-        # the factories resolve through tech-ner's entry points here, and the files are added below.
+        # No --code: spaCy copies single files flat; the runtime subpackage is added whole below
+        # (write_package_files), and the factories resolve through tech-ner here.
         cmd = [sys.executable, "-m", "spacy", "package", str(model), str(output_dir), "--meta-path", str(meta_file),
                "--build", "none", "--force"]
         _run(cmd, model)
     module = f"{meta['lang']}_{meta['name']}"
     pkg_dir = output_dir / f"{module}-{version}"
     _set_requirements(pkg_dir, module)
-    _add_runtime_code(pkg_dir, module)
+    write_package_files(pkg_dir, module)
     shutil.rmtree(pkg_dir / "dist", ignore_errors=True)
     _run([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", "dist", "."], pkg_dir, cwd=pkg_dir)
     dist = pkg_dir / "dist"

@@ -17,8 +17,8 @@ ents_per_type) and is a drop-in: `[components.ner] factory = "bio_ner"`.
 Entities already on a document (from an `entity_ruler` before it) are kept;
 predicted entities overlapping them are left out.
 
-This file imports only its sibling runtime files (relatively): the package step copies it
-flat into the pipeline package (tech_ner/package.py, RUNTIME_CODE).
+This file imports only its sibling runtime files (relatively): the package step ships the runtime
+subpackage `tech_ner.pipeline` whole inside the pipeline package (tech_ner/packaging/runtime.py).
 """
 from itertools import islice
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -35,6 +35,7 @@ from thinc.api import (Config, Dropout, Model, Softmax_v2, chain, concatenate, g
 from thinc.types import Floats2d
 
 from .factories import register_factory_once
+from .tags import decode, parse_tag
 
 FACTORY_NAME = "bio_ner"
 FACTORY_VERSION = "tech_ner.bio_ner.v1"
@@ -161,22 +162,12 @@ def decode_viterbi(scores: numpy.ndarray, start: numpy.ndarray, follows: numpy.n
 
 
 def tags_to_spans(tag_ids: Iterable[int], labels: Sequence[str]) -> List[Tuple[int, int, str]]:
-    """Token spans (start, end, label) of an IOB2 tag-index sequence; a stray I-X starts an entity
-    (seqeval's lenient reading), so no predicted tag is lost."""
-    spans: List[Tuple[int, int, str]] = []
-    current: Optional[List] = None
-    for i, tag in enumerate(tag_ids):
-        tag = int(tag)
-        if tag == 0:
-            current = None
-            continue
-        label = labels[(tag - 1) // 2]
-        if tag % 2 == 0 and current is not None and current[2] == label:  # I- continuing its entity
-            current[1] = i + 1
-            continue
-        current = [i, i + 1, label]
-        spans.append(current)  # type: ignore[arg-type]
-    return [tuple(s) for s in spans]  # type: ignore[misc]
+    """Token spans (start, end, label) of an IOB2 tag-index sequence, read by `tags.decode`: a stray I-X starts
+    an entity (seqeval's lenient reading), so no predicted tag is lost."""
+    names = tag_names(labels)
+    tags = [names[int(t)] for t in tag_ids]
+    spans, _, _ = decode([parse_tag(t) for t in tags], tags)
+    return spans
 
 
 def biluo_to_tag_ids(tags: Sequence[Optional[str]], index: Dict[str, int]) -> Tuple[List[int], List[bool]]:

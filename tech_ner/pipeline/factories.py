@@ -1,10 +1,10 @@
 """Register a pipeline factory once, even when two copies of its file are imported.
 
-The package step copies the runtime files (this one included) flat into the pipeline
-package, so one process may import two copies of a component file: the
-package's and `tech_ner`'s (imported by the `spacy_factories` entry points whenever
-a Language is created). spaCy refuses to register one factory name from two files
-(E004), so a copy of the same factory version keeps the registration that came
+The package step ships the runtime subpackage (this file included) inside the pipeline
+package, so one process may import two copies of a component file: the package's and
+`tech_ner`'s (imported by the `spacy_factories` entry points whenever a Language is
+created, or by the developer). spaCy refuses to register one factory name from two
+files (E004), so a copy of the same factory version keeps the registration that came
 first; the two are interchangeable.
 
 This file imports nothing from its package; the runtime files import it relatively.
@@ -27,7 +27,16 @@ def registered_by_another_copy(name: str, version: str, func: Callable) -> bool:
     other_file = getattr(existing, "__code__", None) is not None and (
         existing.__code__.co_filename != func.__code__.co_filename  # not a reload of this file
     )
-    return other_file and getattr(existing, "tech_ner_factory", None) == version and name in Language._factory_meta
+    return other_file and getattr(existing, "tech_ner_factory", None) == version and _has_factory_meta(name)
+
+
+def _has_factory_meta(name: str) -> bool:
+    """Whether `Language.factory` registered `name` (an entry point alone registers the function, not its meta)."""
+    try:
+        Language.get_factory_meta(name)
+    except ValueError:
+        return False
+    return True
 
 
 def register_factory_once(name: str, version: str, func: Callable, **factory_kwargs: Any) -> None:

@@ -46,9 +46,9 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import typer
 
-from .problems import InputError, friendly_errors
+from ..files.problems import InputError, friendly_errors
 
-logger = logging.getLogger("tech_ner.serve")
+logger = logging.getLogger("tech_ner.apps.serve")
 
 TERMS_COLUMN = "tech_terms"
 TERMS_SEPARATOR = "; "
@@ -131,7 +131,7 @@ def load_pipeline(model: Union[str, Path]):
     """
     import spacy
 
-    from . import registrations  # noqa: F401  (the tokenizer and span getter the config names)
+    from .. import pipeline  # noqa: F401  (the tokenizer and span getter the config names)
 
     try:
         return spacy.load(model)
@@ -169,7 +169,7 @@ def terms_function(nlp) -> Callable:
 
     RETURNS (Callable[[Doc], List[TechTerm]]): The function.
     """
-    from .component import collect_terms
+    from ..pipeline.component import collect_terms
 
     for name in nlp.pipe_names:
         if nlp.get_pipe_meta(name).factory == "tech_terms":
@@ -1091,7 +1091,7 @@ def create_app(model, *, settings: Optional[ServeSettings] = None):
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    from . import __version__
+    from .. import __version__
     from .fetch import BlockedURL, FetchError, InvalidURL, fetch, page_text
 
     from starlette.middleware.trustedhost import TrustedHostMiddleware

@@ -5,10 +5,10 @@ from typing import List, Optional
 
 import typer
 
-from .evaluate_cli import evaluate_command
-from .extract_cli import extract_command
-from .serve import serve_command
-from .problems import InputError, friendly_errors
+from .evaluate import evaluate_command
+from .extract import extract_command
+from ..apps.serve import serve_command
+from ..files.problems import InputError, friendly_errors
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Technology-term NER: corpora, training helpers, extraction.")
 
@@ -32,10 +32,10 @@ def convert_command(
     shard_tokens: int = typer.Option(500_000, "--shard-tokens", help="Tokens per shard in folder output"),
 ):
     """Convert BIO-tagged files into a spaCy DocBin corpus."""
-    from .convert import convert
-    from .labels import STACKOVERFLOW_TECH, build_label_map
-    from .problems import Problems
-    from .readers import ReadOptions, load_tag_names
+    from ..corpus.convert import convert
+    from ..corpus.labels import STACKOVERFLOW_TECH, build_label_map
+    from ..files.problems import Problems
+    from ..corpus.readers import ReadOptions, load_tag_names
 
     rules = list(map_)
     if so_tech:
@@ -69,7 +69,7 @@ def to_bio_command(
     format: str = typer.Option("two_column", "--format", "-f", help="two_column or conll2003"),
 ):
     """Write DocBin corpora back out as IOB2."""
-    from .export import export_iob
+    from ..corpus.export import export_iob
 
     counts = export_iob(inputs, output, fmt=format)
     typer.echo(f"Wrote {counts['documents']} documents, {counts['sentences']} sentences, {counts['tokens']} tokens to {output}")
@@ -84,7 +84,7 @@ def split_command(
     seed: int = typer.Option(0, "--seed"),
 ):
     """Split one corpus into train/dev/test by documents, with a seed."""
-    from .export import split_corpus
+    from ..corpus.export import split_corpus
 
     try:
         parts = tuple(float(x) for x in ratios.split(","))

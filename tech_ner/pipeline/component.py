@@ -15,8 +15,8 @@ to the process, so a second pipeline may reuse a name only with the same
 definition (same `labels` and `min_count`); otherwise it raises a ValueError
 instead of overwriting the first pipeline's attribute.
 
-This file imports only its sibling runtime files (relatively): the package step copies it
-flat into the pipeline package (tech_ner/package.py, RUNTIME_CODE).
+This file imports only its sibling runtime files (relatively): the package step ships the runtime
+subpackage `tech_ner.pipeline` whole inside the pipeline package (tech_ner/packaging/runtime.py).
 """
 from dataclasses import dataclass, field
 from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple

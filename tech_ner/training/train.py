@@ -9,9 +9,10 @@ import os
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from . import registrations  # noqa: F401  (registers the config functions)
-from .backbone import resolve_backbone
-from .problems import InputError
+from .. import pipeline  # noqa: F401  (registers the pipeline's config functions)
+from . import optimizers  # noqa: F401  (registers the optimizer)
+from ..pipeline.backbone import resolve_backbone
+from ..files.problems import InputError
 
 
 def train(config: Path, output: Path, *, overrides: Optional[Dict[str, object]] = None, gpu_id: int = -1) -> Path:

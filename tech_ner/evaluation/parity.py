@@ -15,7 +15,8 @@ from spacy.scorer import get_ner_prf
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from .export import doc_to_iob2
+from ..corpus.docbin import doc_to_iob2
+from ..pipeline.tags import spans_to_iob2
 
 TOLERANCE = 1e-6
 SEQEVAL_MODES = {
@@ -52,12 +53,14 @@ def predicted_tags(gold: Doc, pred: Doc) -> List[str]:
     """
     if _same_tokens(gold, pred):
         return [tag for sent in doc_to_iob2(pred) for _, tag in sent]
-    tags = ["O"] * len(gold)
+    taken = [False] * len(gold)
+    spans = []
     for ent in pred.ents:
         span = gold.char_span(ent.start_char, ent.end_char, alignment_mode="strict")
-        if span is not None and all(t == "O" for t in tags[span.start:span.end]):
-            tags[span.start:span.end] = [f"B-{ent.label_}"] + [f"I-{ent.label_}"] * (len(span) - 1)
-    return tags
+        if span is not None and not any(taken[span.start:span.end]):
+            taken[span.start:span.end] = [True] * len(span)
+            spans.append((span.start, span.end, ent.label_))
+    return spans_to_iob2(len(gold), spans)
 
 
 def doc_sequences(gold: Doc, pred: Doc) -> Tuple[List[List[str]], List[List[str]]]:

@@ -12,9 +12,9 @@ from typing import Dict, Iterable, List, Sequence, Tuple, Union
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from .export import read_docs
+from ..corpus.docbin import read_docs
 from .parity import check_parity, doc_sequences, gold_sequences, prf, seqeval_prf, strict_entities
-from .problems import InputError
+from ..files.problems import InputError
 
 Sequences = Sequence[Sequence[str]]
 AVERAGES = ("micro avg", "macro avg", "weighted avg")
@@ -311,7 +311,7 @@ def write_reports(results: Dict[str, Dict], output_dir: Path, *, model: str = ""
     """
     import srsly
 
-    from .atomic import write_text_atomic
+    from ..files.atomic import write_text_atomic
 
     output_dir = Path(output_dir)
     metrics, report = output_dir / "metrics.json", output_dir / "report.md"

@@ -4,7 +4,6 @@ Counts in equal counts out: every sentence and token read is written, skipped
 (with a reason), or dropped by an option, and the run checks that identity
 before it writes anything.
 """
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,13 +12,13 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
 
-from .atomic import atomic_path, check_replaceable
+from ..files.atomic import atomic_path, check_replaceable
+from .docbin import DOCBIN_ATTRS, expand_inputs
 from .labels import LabelMap
-from .problems import InputError, Problems, check_output, same_file
+from ..files.problems import InputError, Problems, check_output, same_file
 from .readers import ReadCounts, ReadOptions, Sentence, read_sentences
-from .tags import TagError, decode, parse_tag, spans_to_iob2, unclosed_bioes, uses_bioes
+from ..pipeline.tags import TagError, decode, parse_tag, spans_to_iob2, unclosed_bioes, uses_bioes
 
-DOCBIN_ATTRS = ["ENT_IOB", "ENT_TYPE", "SENT_START"]
 SCHEMES = ("auto", "iob1", "iob2", "bioes")
 
 
@@ -316,20 +315,3 @@ def _finish(stats: ConvertStats, label_map: Optional[LabelMap]) -> None:
     stats.check_balance()
     if stats.sentences_out == 0:
         raise InputError(None, None, "no sentences to write: every input was empty or skipped (see the problems above)")
-
-
-def expand_inputs(inputs: Sequence[Path], suffix: str = "") -> List[Path]:
-    """Files as given; folders become their files ending in `suffix` (recursively, sorted, hidden ones left out)."""
-    files: List[Path] = []
-    for p in map(Path, inputs):
-        if p.is_dir():
-            found = sorted(f for f in p.rglob(f"*{suffix}") if f.is_file()
-                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
-            if not found:
-                raise InputError(p, None, f"folder holds no {suffix + ' ' if suffix else ''}files")
-            files.extend(found)
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise InputError(p, None, "no such file or folder")
-    return files

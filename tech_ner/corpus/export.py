@@ -2,39 +2,16 @@
 import math
 import random
 from pathlib import Path
-from typing import Dict, Iterator, List, Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
 import spacy
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import DocBin
 
-from .atomic import atomic_path
-from .convert import DOCBIN_ATTRS, expand_inputs
-from .problems import InputError, check_output, same_file
+from ..files.atomic import atomic_path
+from .docbin import DOCBIN_ATTRS, docbin_paths, doc_to_iob2, read_docs
+from ..files.problems import InputError, check_output, same_file
 
 EXPORT_FORMATS = ("two_column", "conll2003")
-
-
-def docbin_paths(inputs: Sequence[Path]) -> List[Path]:
-    """`.spacy` files as given, and those inside folders (sorted)."""
-    return expand_inputs(inputs, suffix=".spacy")
-
-
-def read_docs(inputs: Sequence[Path], vocab=None) -> Iterator[Doc]:
-    vocab = vocab if vocab is not None else spacy.blank("en").vocab
-    for path in docbin_paths(inputs):
-        try:
-            db = DocBin().from_disk(path)
-        except Exception as e:  # a truncated or foreign file: say which
-            raise InputError(path, None, f"not a readable DocBin (.spacy) file: {e}") from None
-        yield from db.get_docs(vocab)
-
-
-def doc_to_iob2(doc: Doc) -> List[List[Tuple[str, str]]]:
-    """Sentences of (token, IOB2 tag); a doc without sentence boundaries is one sentence."""
-    tags = [f"{t.ent_iob_}-{t.ent_type_}" if t.ent_iob_ in ("B", "I") else "O" for t in doc]
-    if doc.has_annotation("SENT_START"):
-        return [[(t.text, tags[t.i]) for t in sent] for sent in doc.sents]
-    return [[(t.text, tags[t.i]) for t in doc]]
 
 
 def export_iob(inputs: Sequence[Path], output: Path, *, fmt: str = "two_column", sep: str = "\t") -> Dict[str, int]:

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from .problems import SHOWN_CHARS, InputError, Problems, printable, shown
-from .textfile import TextLines, check_encoding, csv_records, decode_lines, text_problem
+from ..files.problems import SHOWN_CHARS, InputError, Problems, printable, shown
+from ..files.textfile import TextLines, check_encoding, csv_records, decode_lines, text_problem
 
 FORMATS = ("two_column", "conll2003", "x_column", "stackoverflow", "csv", "jsonl")
 TEXT_FORMATS = {

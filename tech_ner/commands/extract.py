@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from .problems import InputError, friendly_errors
+from ..files.problems import InputError, friendly_errors
 
 PRECISION_CHOICES = ("fp32", "bf16", "int8", "auto")
 
@@ -74,7 +74,7 @@ def extract_command(
 ):
     """Extract the technology terms of every document: one row per input document, in input order,
     with its id, distinct terms and entity spans (character offsets and labels)."""
-    from .extract import LongDocumentWarning, check_paths, extract, load_pipeline, output_format, partial_path, resolve_inputs
+    from ..apps.extract import LongDocumentWarning, check_paths, extract, load_pipeline, output_format, partial_path, resolve_inputs
 
     if precision is not None and precision not in PRECISION_CHOICES:
         raise InputError(None, None, f"--precision {precision!r}: expected one of {', '.join(PRECISION_CHOICES)}")
@@ -84,7 +84,7 @@ def extract_command(
     if partial.exists() and not resume:
         typer.echo(f"note: {partial} exists from an earlier run; starting over (--resume continues it)", err=True)
     nlp = load_pipeline(model, precision=precision, gpu_id=gpu_id, max_length=max_length)
-    from .precision import current_precision
+    from ..pipeline.precision import current_precision
 
     with warnings.catch_warnings():
         warnings.simplefilter("always", LongDocumentWarning)

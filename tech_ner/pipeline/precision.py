@@ -33,8 +33,8 @@ In `nlp.pipe(n_process=2)` the children do not load the pipeline again: forked
 children inherit the parent's transformer as changed, spawned ones unpickle it
 (the changed modules pickle), so they run in the precision the parent applied.
 
-This file imports only its sibling runtime files (relatively): the package step copies it
-flat into the pipeline package (tech_ner/package.py, RUNTIME_CODE).
+This file imports only its sibling runtime files (relatively): the package step ships the runtime
+subpackage `tech_ner.pipeline` whole inside the pipeline package (tech_ner/packaging/runtime.py).
 """
 import logging
 import os
@@ -59,7 +59,7 @@ NO_NATIVE_BF16 = ("this CPU has no native bfloat16 (no avx512_bf16 or amx_bf16 f
                   "several times slower than fp32")
 NO_INT8_ENGINE = "torch has no quantised CPU engine here"
 
-logger = logging.getLogger("tech_ner.precision")
+logger = logging.getLogger("tech_ner.pipeline.precision")
 _WARNED: Set[str] = set()  # warnings given once per process
 
 

@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .problems import InputError, shown
+from ..files.problems import InputError, shown
 
 DROP = None
 

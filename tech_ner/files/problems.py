@@ -148,7 +148,7 @@ def friendly_errors(func):
     def wrapper(*args, **kwargs):
         import typer
 
-        from .backbone import BackboneError
+        from ..pipeline.backbone import BackboneError
 
         try:
             return func(*args, **kwargs)

@@ -37,8 +37,8 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Op
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from .problems import SHOWN_CHARS, InputError, check_output, format_problem, printable, same_file
-from .textfile import CsvRecord, Line, csv_records, decode_lines, invalid_at, json_text_problem, pick_codec, text_problem
+from ..files.problems import SHOWN_CHARS, InputError, check_output, format_problem, printable, same_file
+from ..files.textfile import CsvRecord, Line, csv_records, decode_lines, invalid_at, json_text_problem, pick_codec, text_problem
 
 STDIN = "-"
 INPUT_SUFFIXES = {".txt": "txt", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
@@ -393,8 +393,8 @@ def load_pipeline(model: Union[str, Path], *, precision: Optional[str] = None, g
     """
     import spacy
 
-    from . import registrations  # noqa: F401  (config functions of our pipelines)
-    from .precision import FACTORY_NAME, apply_precision
+    from .. import pipeline  # noqa: F401  (config functions of our pipelines)
+    from ..pipeline.precision import FACTORY_NAME, apply_precision
 
     if gpu_id >= 0:
         spacy.require_gpu(gpu_id)
@@ -422,7 +422,7 @@ def terms_function(nlp: Language) -> Callable[[Doc], List[Any]]:
     for _, pipe in nlp.pipeline:
         if callable(getattr(pipe, "terms", None)) and hasattr(pipe, "attrs"):
             return pipe.terms
-    from .component import collect_terms
+    from ..pipeline.component import collect_terms
 
     return lambda doc: collect_terms(doc.ents)
 

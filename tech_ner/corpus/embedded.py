@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .atomic import write_text_atomic
-from .problems import format_problem
-from .tags import spans_to_iob2
+from ..files.atomic import write_text_atomic
+from ..files.problems import format_problem
+from ..pipeline.tags import spans_to_iob2
 
 REGISTERS = ("news", "blog", "docs", "abstract", "job_ad", "forum", "release_notes",
              # the registers of real text outside technology writing (hard negatives and the wild set)

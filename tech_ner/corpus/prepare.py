@@ -11,12 +11,13 @@ import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .atomic import write_text_atomic
-from .convert import ConvertStats, convert, expand_inputs
-from .corpus import SPLITS
+from ..files.atomic import write_text_atomic
+from .convert import ConvertStats, convert
+from .docbin import expand_inputs
+from .embedded import SPLITS
 from .export import split_corpus
 from .labels import LabelMap
-from .problems import InputError
+from ..files.problems import InputError
 from .readers import ReadOptions
 
 SPLIT_ALIASES = {"train": ("train", "training"), "dev": ("dev", "valid", "validation", "val"), "test": ("test", "testing")}

@@ -4,8 +4,8 @@ from typing import List, Optional
 
 import typer
 
-from .problems import friendly_errors
-from .problems import InputError
+from ..files.problems import friendly_errors
+from ..files.problems import InputError
 
 
 def split_names(names: Optional[str], data: List[Path]) -> List[str]:
@@ -33,9 +33,9 @@ def evaluate_command(
     Exits 1 after writing everything when spaCy and seqeval strict disagree."""
     import spacy
 
-    from . import registrations  # noqa: F401  (config functions of our pipelines)
-    from .evaluate import evaluate_corpus, summary_line, write_reports
-    from .plots import plot_confusion, plot_training_curve
+    from .. import pipeline  # noqa: F401  (config functions of our pipelines)
+    from ..evaluation.evaluate import evaluate_corpus, summary_line, write_reports
+    from ..evaluation.plots import plot_confusion, plot_training_curve
 
     splits = split_names(names, data)
     if gpu_id >= 0:

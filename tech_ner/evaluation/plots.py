@@ -10,8 +10,8 @@ from typing import Dict, List, Optional, Union
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .atomic import atomic_path
-from .problems import InputError
+from ..files.atomic import atomic_path
+from ..files.problems import InputError
 
 
 def read_training_log(path: Union[str, Path]) -> List[Dict]:
