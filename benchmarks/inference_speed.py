@@ -101,7 +101,7 @@ def rss_mb() -> float:
 
 
 def load_ours(model: str, precision: str, window: Optional[int], stride: Optional[int]):
-    from tech_ner.apps.extract import load_pipeline
+    from tech_ner.apps.inference import load_pipeline
     from tech_ner.pipeline.span_getters import configure_sentence_windows
 
     nlp = load_pipeline(model, precision=precision)
@@ -111,7 +111,8 @@ def load_ours(model: str, precision: str, window: Optional[int], stride: Optiona
 
 
 def measure_ours(args: Dict) -> Dict:
-    from tech_ner.apps.extract import Record, count_words, extract_rows
+    from tech_ner.apps.extract import count_words, extract_rows
+    from tech_ner.apps.records import Record
 
     texts = read_texts(args["docs_file"])
     nlp = load_ours(args["model"], args["precision"], args.get("window"), args.get("stride"))
@@ -219,7 +220,8 @@ def measure_f1(args: Dict) -> Dict:
 
 def measure_long(args: Dict) -> Dict:
     """Entities of one long document (with span-getter windows, and cut at max_length) against its paragraphs one by one."""
-    from tech_ner.apps.extract import Record, extract_rows
+    from tech_ner.apps.extract import extract_rows
+    from tech_ner.apps.records import Record
 
     text = read_texts(args["docs_file"])[0]
     nlp = load_ours(args["model"], "fp32", args.get("window"), args.get("stride"))

@@ -45,7 +45,8 @@ def measure(args: Dict) -> Dict:
     import psutil
     import torch
 
-    from tech_ner.apps.extract import extract, load_pipeline, split_text
+    from tech_ner.apps.extract import extract
+    from tech_ner.apps.inference import load_pipeline, split_text
 
     text = Path(args["text_file"]).read_text(encoding="utf-8")
     nlp = load_pipeline(args["model"])

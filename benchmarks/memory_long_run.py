@@ -43,7 +43,8 @@ def measure(args: Dict) -> Dict:
 
     import tech_ner.apps.extract
     from tech_ner.files.atomic import write_text_atomic
-    from tech_ner.apps.extract import extract, load_pipeline
+    from tech_ner.apps.extract import extract
+    from tech_ner.apps.inference import load_pipeline
 
     process = psutil.Process()
     nlp = load_pipeline(args["model"])

@@ -13,6 +13,8 @@ from typer.testing import CliRunner
 
 import tech_ner.pipeline  # noqa: F401
 from tech_ner.apps import extract as ex
+from tech_ner.apps import inference, records as extract_records, rows as extract_rows
+from tech_ner.files.problems import InputError
 from tech_ner.commands.extract import extract_command
 from tech_ner.pipeline.precision import (
     ATTR, apply_precision, current_precision, find_transformers, resolve_precision,
@@ -49,7 +51,7 @@ def jsonl(write, name, n, start=0):
 
 @pytest.fixture(scope="module")
 def nlp(tiny_pipeline):
-    return ex.load_pipeline(tiny_pipeline)
+    return inference.load_pipeline(tiny_pipeline)
 
 
 # ---------------------------------------------------------------- input shapes and output rows
@@ -77,7 +79,7 @@ def test_every_input_shape_in_order(tiny_pipeline, write, tmp_path):
             assert set(span) == {"start", "end", "label", "text"}
             assert text[span["start"]:span["end"]] == span["text"]
         assert len(row["terms"]) == len({" ".join(t.split()).casefold() for t in row["terms"]})
-    assert not ex.partial_path(out).exists()
+    assert not extract_rows.partial_path(out).exists()
 
 
 def test_csv_output_rows(tiny_pipeline, write, tmp_path):
@@ -106,13 +108,13 @@ def test_one_row_per_document_in_order(tiny_pipeline, write, tmp_path, n_process
     assert res.exit_code == 0, res.output
     rows = read_rows(out)
     assert [r["id"] for r in rows] == [f"d{i}" for i in range(23)]
-    single = list(ex.extract_rows(ex.load_pipeline(tiny_pipeline),
-                                  [ex.Record(i, f"d{i}", f"{SENTENCES[i % 5]} Item {i}.") for i in range(23)]))
+    single = list(ex.extract_rows(inference.load_pipeline(tiny_pipeline),
+                                  [extract_records.Record(i, f"d{i}", f"{SENTENCES[i % 5]} Item {i}.") for i in range(23)]))
     assert rows == single
 
 
 def test_memory_zones_keep_order_and_errors(nlp):
-    records = [ex.Record(i, i, SENTENCES[i % 5]) if i % 4 else ex.Record(i, i, error=f"x:{i}: bad") for i in range(17)]
+    records = [extract_records.Record(i, i, SENTENCES[i % 5]) if i % 4 else extract_records.Record(i, i, error=f"x:{i}: bad") for i in range(17)]
     rows = list(ex.extract_rows(nlp, records, batch_size=3, zone_docs=5))
     assert [r["id"] for r in rows] == list(range(17))
     assert [r["error"] is not None for r in rows] == [i % 4 == 0 for i in range(17)]
@@ -157,7 +159,7 @@ def test_strict_exits_1_without_output(tiny_pipeline, write, tmp_path, which, lo
     assert res.exit_code == 1
     assert location in res.stderr and "strict mode: no output was written" in res.stderr
     assert "Traceback" not in res.output
-    assert not out.exists() and not ex.partial_path(out).exists()
+    assert not out.exists() and not extract_rows.partial_path(out).exists()
 
 
 def test_invalid_utf8_csv_row(nlp, write, tmp_path):
@@ -209,7 +211,7 @@ def test_resume_after_interruption(tiny_pipeline, write, tmp_path, monkeypatch, 
     full = tmp_path / f"full{suffix}"
     assert run(src, table, "-o", full, "-m", tiny_pipeline, "--no-progress").exit_code == 0
     out = tmp_path / f"out{suffix}"
-    writer = ex.WRITERS[suffix[1:]]
+    writer = extract_rows.WRITERS[suffix[1:]]
     original = writer.write
     written = []
 
@@ -222,7 +224,7 @@ def test_resume_after_interruption(tiny_pipeline, write, tmp_path, monkeypatch, 
     monkeypatch.setattr(writer, "write", write_then_stop)
     res = run(src, table, "-o", out, "-m", tiny_pipeline, "--no-progress")
     assert res.exit_code == 130 and "--resume" in res.stderr
-    partial = ex.partial_path(out)
+    partial = extract_rows.partial_path(out)
     assert not out.exists() and len(partial.read_text().splitlines()) == 7 + (suffix == ".csv")  # + header
     monkeypatch.setattr(writer, "write", original)
     res = run(src, table, "-o", out, "-m", tiny_pipeline, "--no-progress", "--resume")
@@ -237,7 +239,7 @@ def test_resume_drops_a_torn_last_line(nlp, write, tmp_path):
     full = tmp_path / "full.jsonl"
     ex.extract(nlp, [src], full)
     out = tmp_path / "out.jsonl"
-    partial = ex.partial_path(out)
+    partial = extract_rows.partial_path(out)
     data = full.read_bytes()
     cut = [i for i, b in enumerate(data) if b == ord("\n")][3] + 15  # four rows and part of the fifth
     partial.write_bytes(data[:cut])
@@ -250,15 +252,15 @@ def test_resume_checks_the_partial_matches(nlp, write, tmp_path):
     src = jsonl(write, "in.jsonl", 5)
     other = jsonl(write, "other.jsonl", 5, start=100)
     out = tmp_path / "out.jsonl"
-    ex.partial_path(out).write_text("".join(json.dumps({"id": f"d{i}"}) + "\n" for i in range(100, 103)))
-    with pytest.raises(ex.InputError, match="does not match the inputs: its row 3 has id 'd102'"):
+    extract_rows.partial_path(out).write_text("".join(json.dumps({"id": f"d{i}"}) + "\n" for i in range(100, 103)))
+    with pytest.raises(InputError, match="does not match the inputs: its row 3 has id 'd102'"):
         ex.extract(nlp, [src], out, resume=True)
-    with pytest.raises(ex.InputError, match="has 3 rows but the inputs have only 2 documents"):
+    with pytest.raises(InputError, match="has 3 rows but the inputs have only 2 documents"):
         ex.extract(nlp, [write("two.jsonl", '{"text": "a"}\n{"text": "b"}\n')], out, resume=True)
     stats = ex.extract(nlp, [other], out, resume=True)
     assert (stats.resumed, stats.rows) == (3, 2)
     # without --resume an old partial is overwritten
-    ex.partial_path(out).write_text("junk\n")
+    extract_rows.partial_path(out).write_text("junk\n")
     assert ex.extract(nlp, [src], out).rows == 5
 
 
@@ -268,7 +270,7 @@ def test_resume_checks_the_partial_matches(nlp, write, tmp_path):
 @settings(max_examples=200, deadline=None)
 @given(st.text(alphabet=st.sampled_from("ab .\n!"), max_size=300), st.integers(1, 40))
 def test_split_text_covers_the_text(text, max_chars):
-    pieces = ex.split_text(text, max_chars)
+    pieces = inference.split_text(text, max_chars)
     assert "".join(text[s:e] for s, e in pieces) == text
     assert all(e - s <= max_chars for s, e in pieces)
     assert all(pieces[i][1] == pieces[i + 1][0] for i in range(len(pieces) - 1))
@@ -276,10 +278,10 @@ def test_split_text_covers_the_text(text, max_chars):
 
 def test_split_text_prefers_paragraphs_then_sentences():
     text = "First para. Still first.\n\nSecond para here. More words follow it."
-    assert ex.split_text(text, 40)[0] == (0, 26)  # after the blank line
-    assert ex.split_text("One two. Three four five six seven", 20)[0] == (0, 9)  # after the sentence end
-    assert ex.split_text("aaaa bbbb cccc dddd", 12)[0] == (0, 10)  # after whitespace
-    assert ex.split_text("x" * 25, 10) == [(0, 10), (10, 20), (20, 25)]  # one huge word
+    assert inference.split_text(text, 40)[0] == (0, 26)  # after the blank line
+    assert inference.split_text("One two. Three four five six seven", 20)[0] == (0, 9)  # after the sentence end
+    assert inference.split_text("aaaa bbbb cccc dddd", 12)[0] == (0, 10)  # after whitespace
+    assert inference.split_text("x" * 25, 10) == [(0, 10), (10, 20), (20, 25)]  # one huge word
 
 
 def test_text_beyond_max_length_is_split_and_merged(nlp):
@@ -289,7 +291,7 @@ def test_text_beyond_max_length_is_split_and_merged(nlp):
     nlp.max_length = 300
     try:
         with pytest.warns(ex.LongDocumentWarning, match=r"longer than nlp.max_length \(300\); processed in \d+ pieces"):
-            rows = list(ex.extract_rows(nlp, [ex.Record(0, "long", text), ex.Record(1, "short", SENTENCES[0])]))
+            rows = list(ex.extract_rows(nlp, [extract_records.Record(0, "long", text), extract_records.Record(1, "short", SENTENCES[0])]))
     finally:
         nlp.max_length = old
     assert [r["id"] for r in rows] == ["long", "short"]
@@ -297,19 +299,19 @@ def test_text_beyond_max_length_is_split_and_merged(nlp):
     assert spans and all(text[s["start"]:s["end"]] == s["text"] for s in spans)
     # the same entities as the pieces processed one by one, shifted by each piece's start
     expected = []
-    for start, end in ex.split_text(text, 300):
+    for start, end in inference.split_text(text, 300):
         doc = nlp(text[start:end])
         expected += [{"start": e.start_char + start, "end": e.end_char + start, "label": e.label_, "text": e.text}
                      for e in doc.ents]
     assert spans == expected
-    last_piece_start = ex.split_text(text, 300)[-1][0]
+    last_piece_start = inference.split_text(text, 300)[-1][0]
     assert max(s["start"] for s in spans) >= last_piece_start > 0  # entities all the way through
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet=st.sampled_from("ab .!?\n\r\t\u00a0\u2029\u201d"), max_size=400), st.integers(1, 60))
 def test_split_text_cuts_inside_a_word_only_when_it_must(text, max_chars):
-    pieces = ex.split_text(text, max_chars)
+    pieces = inference.split_text(text, max_chars)
     assert "".join(text[s:e] for s, e in pieces) == text
     assert all(0 < e - s <= max_chars for s, e in pieces) or text == ""
     for s, e in pieces[:-1]:
@@ -333,7 +335,7 @@ def rule_pipeline(seen=None):
     ruler.add_patterns([{"label": "TECH", "pattern": p} for p in ("Python", "python", "Rust", "PostgreSQL", "Kubernetes")]
                        + [{"label": "TECH", "pattern": [{"LOWER": "node.js"}]}, {"label": "TECH", "pattern": "React"}])
     nlp.add_pipe("tech_terms", config={"labels": ["TECH"]})
-    return ex.add_doc_cleaner(nlp)
+    return inference.add_doc_cleaner(nlp)
 
 
 def long_text(paragraphs=30):
@@ -345,10 +347,10 @@ def test_long_text_is_cut_into_bounded_pieces_and_merged_into_one_row():
     text = long_text()
     seen = []
     nlp = rule_pipeline(seen)
-    whole = list(ex.extract_rows(rule_pipeline(), [ex.Record(0, "long", text)], max_piece_chars=len(text)))
+    whole = list(ex.extract_rows(rule_pipeline(), [extract_records.Record(0, "long", text)], max_piece_chars=len(text)))
     with warnings.catch_warnings():
         warnings.simplefilter("error", ex.LongDocumentWarning)  # below nlp.max_length: cutting is routine, no warning
-        rows = list(ex.extract_rows(nlp, [ex.Record(0, "long", text), ex.Record(1, "short", SENTENCES[1])],
+        rows = list(ex.extract_rows(nlp, [extract_records.Record(0, "long", text), extract_records.Record(1, "short", SENTENCES[1])],
                                     max_piece_chars=200))
     assert len(seen) > len(text) // 200 and max(seen[:-1]) <= 200  # the pipeline never sees more than one piece
     assert [r["id"] for r in rows] == ["long", "short"]
@@ -362,14 +364,14 @@ def test_long_text_is_cut_into_bounded_pieces_and_merged_into_one_row():
 
 def test_long_text_spans_are_the_pieces_spans_shifted(nlp):
     text = long_text(12)
-    rows = list(ex.extract_rows(nlp, [ex.Record(0, "long", text)], max_piece_chars=250))
+    rows = list(ex.extract_rows(nlp, [extract_records.Record(0, "long", text)], max_piece_chars=250))
     expected = []
-    for start, end in ex.split_text(text, 250):
+    for start, end in inference.split_text(text, 250):
         expected += [{"start": e.start_char + start, "end": e.end_char + start, "label": e.label_, "text": e.text}
                      for e in nlp(text[start:end]).ents]
     assert rows[0]["spans"] == expected
     assert all(text[s["start"]:s["end"]] == s["text"] for s in expected)
-    assert max(s["start"] for s in expected) >= ex.split_text(text, 250)[-1][0] > 0  # entities all the way through
+    assert max(s["start"] for s in expected) >= inference.split_text(text, 250)[-1][0] > 0  # entities all the way through
     keys = list(dict.fromkeys(" ".join(s["text"].split()).casefold() for s in expected))
     assert [" ".join(t.split()).casefold() for t in rows[0]["terms"]] == keys
 
@@ -378,8 +380,8 @@ def test_freed_memory_is_handed_back_after_every_batch_of_pieces(monkeypatch):
     trims = []
     monkeypatch.setattr(ex, "_malloc_trim", lambda: lambda: trims.append(1))
     text = long_text(12)
-    pieces = len(ex.split_text(text, 100))
-    rows = list(ex.extract_rows(rule_pipeline(), [ex.Record(0, 0, text)], batch_size=2, max_piece_chars=100))
+    pieces = len(inference.split_text(text, 100))
+    rows = list(ex.extract_rows(rule_pipeline(), [extract_records.Record(0, 0, text)], batch_size=2, max_piece_chars=100))
     assert len(rows) == 1
     # one document but many batches: trimming after every batch_size rows would trim once, at the end
     assert len(trims) >= pieces // 2
@@ -396,7 +398,7 @@ def test_max_piece_chars_option(tiny_pipeline, write, tmp_path):
     res = run(src, "-o", out, "-m", tiny_pipeline, "--max-piece-chars", 0, "--no-progress")
     assert res.exit_code != 0 and "--max-piece-chars" in res.output
     with pytest.raises(ValueError, match="max_piece_chars must be >= 1"):
-        list(ex.extract_rows(rule_pipeline(), [ex.Record(0, 0, "x")], max_piece_chars=0))
+        list(ex.extract_rows(rule_pipeline(), [extract_records.Record(0, 0, "x")], max_piece_chars=0))
 
 
 def test_long_text_via_cli_warns(tiny_pipeline, write, tmp_path):
@@ -469,8 +471,8 @@ def test_cpu_precision_component_applies_on_load(tiny_pipeline, tmp_path):
     fp32 = spacy.load(tmp_path / "p", config={"components": {"cpu_precision": {"precision": "fp32"}}})
     assert current_precision(fp32) == "fp32"
     # an explicit --precision replaces the component's setting
-    assert current_precision(ex.load_pipeline(tmp_path / "p", precision="bf16")) == "bf16"
-    assert ATTR not in find_transformers(ex.load_pipeline(tmp_path / "p", precision="fp32"))[0][1].model.attrs
+    assert current_precision(inference.load_pipeline(tmp_path / "p", precision="bf16")) == "bf16"
+    assert ATTR not in find_transformers(inference.load_pipeline(tmp_path / "p", precision="fp32"))[0][1].model.attrs
 
 
 def test_extract_with_precision(tiny_pipeline, write, tmp_path):

@@ -10,7 +10,7 @@ import spacy
 from spacy.tokens import Doc, DocBin
 from typer.testing import CliRunner
 
-from tech_ner.apps import extract as ex
+from tech_ner.apps import records as extract_records, rows as extract_rows
 from tech_ner.commands.cli import app
 from tech_ner.files.textfile import csv_records, decode_lines
 
@@ -127,7 +127,7 @@ def test_extract_strict_surrogate_is_one_line(blank_model, write, tmp_path):
 def test_extract_stdin_text_stream_with_escaped_bytes():
     import io
 
-    records = list(ex.iter_records([ex.Source("stdin", None)], stdin=io.StringIO("ok\nbad \udcff byte\nfine\n")))
+    records = list(extract_records.iter_records([extract_records.Source("stdin", None)], stdin=io.StringIO("ok\nbad \udcff byte\nfine\n")))
     assert [r.error is not None for r in records] == [False, True, False]
     assert records[1].error.startswith("<stdin>:2: ") and "U+DCFF" in records[1].error
 
@@ -150,7 +150,7 @@ def test_extract_file_name_not_utf8(blank_model, tmp_path):
 def test_extract_resume_passes_an_invalid_document(blank_model, write, tmp_path):
     src = write("s.jsonl", b'{"id":1,"text":"ok"}\n{"id":2,"text":"Python \\ud800 Rust"}\n{"id":3,"text":"ok"}\n')
     out = tmp_path / "out.jsonl"
-    ex.partial_path(out).write_text('{"id": 1, "terms": [], "spans": [], "error": null}\n', encoding="utf-8")
+    extract_rows.partial_path(out).write_text('{"id": 1, "terms": [], "spans": [], "error": null}\n', encoding="utf-8")
     res = cli("extract", src, "-o", out, "-m", blank_model, "--no-progress", "--resume")
     assert res.exit_code == 0, res.output
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
@@ -160,7 +160,7 @@ def test_extract_resume_passes_an_invalid_document(blank_model, write, tmp_path)
 
 def test_extract_csv_rows_decoded_per_row(write):
     src = write("t.csv", b'id,text\n1,caf\xe9\n2,na\xc3\xafve \xe2\x9c\x93\n')
-    records = list(ex.iter_records(ex.resolve_inputs([src])))
+    records = list(extract_records.iter_records(extract_records.resolve_inputs([src])))
     assert records[0].error is not None and records[1].text == "na\u00efve \u2713"
 
 

@@ -17,7 +17,10 @@ from hypothesis import example, given, settings as hsettings, strategies as st
 import tech_ner.pipeline.component  # noqa: F401  (the tech_terms factory)
 from tech_ner.apps.fetch import (BlockedURL, FetchError, FetchPolicy, InvalidURL, check_url, fetch, page_text,
                             refusal_reason)
-from tech_ner.apps.serve import ServeSettings, create_app, read_csv, split_text, write_csv
+from tech_ner.apps.inference import split_text
+from tech_ner.apps.web.app import create_app
+from tech_ner.apps.web.csv_table import read_csv, write_csv
+from tech_ner.apps.web.settings import ServeSettings
 
 with warnings.catch_warnings():
     # Starlette 1.x prefers the httpx2 fork for its TestClient and warns on import when it finds httpx
@@ -228,7 +231,7 @@ def test_text_over_limit_is_413(make_client):
 @hsettings(max_examples=200, deadline=None)
 @given(text=st.text(alphabet=st.sampled_from(list("ab .\n\t!?\"'")), max_size=300), max_chars=st.integers(1, 40))
 def test_split_text_joins_back_and_respects_the_limit(text, max_chars):
-    pieces = split_text(text, max_chars)
+    pieces = [text[start:end] for start, end in split_text(text, max_chars)]
     assert "".join(pieces) == text
     assert all(len(p) <= max_chars for p in pieces)
     assert all(pieces[:-1])
@@ -236,7 +239,8 @@ def test_split_text_joins_back_and_respects_the_limit(text, max_chars):
 
 def test_split_text_prefers_paragraph_breaks():
     text = "One Rust line.\nTwo.\n\nSecond paragraph here.\n\nThird."
-    assert split_text(text, 25) == ["One Rust line.\nTwo.\n\n", "Second paragraph here.\n\n", "Third."]
+    pieces = [text[start:end] for start, end in split_text(text, 25)]
+    assert pieces == ["One Rust line.\nTwo.\n\n", "Second paragraph here.\n\n", "Third."]
 
 
 def test_text_beyond_max_length_is_split_and_offsets_refer_to_the_whole_text(nlp, make_client):
@@ -559,7 +563,7 @@ def test_serve_command_missing_model_is_one_line(tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from tech_ner.apps.serve import serve_command
+    from tech_ner.commands.serve import serve_command
 
     app = typer.Typer()
     app.command()(serve_command)
@@ -580,7 +584,7 @@ def test_settings_are_checked():
 
 
 def test_worker_checks_that_pieces_join_back_even_without_asserts(nlp):
-    from tech_ner.apps.serve import Extractor, _Job
+    from tech_ner.apps.web.worker import Extractor, _Job
 
     job = _Job(["Rust and Python"], max_chars=100)
     job.docs = [[nlp("Rust and Pyth")]]  # a piece lost: the invariant split_text keeps is broken
@@ -787,7 +791,7 @@ def test_every_response_has_security_headers(client, method, path, kwargs):
 
 
 def test_host_header_is_checked_against_allowed_hosts(nlp):
-    from tech_ner.apps.serve import LOOPBACK_HOSTS, default_allowed_hosts
+    from tech_ner.apps.web.settings import LOOPBACK_HOSTS, default_allowed_hosts
 
     app = create_app(nlp, settings=ServeSettings(allowed_hosts=LOOPBACK_HOSTS))
     for base, status in [("http://localhost:8000", 200), ("http://127.0.0.1", 200), ("http://[::1]:8000", 200),

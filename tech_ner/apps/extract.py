@@ -22,424 +22,30 @@ to OUTPUT at the end; `resume=True` counts the complete rows of an existing
 partial file, drops a trailing incomplete line, skips that many inputs and
 appends the rest.
 """
-import csv
 import itertools
-import json
 import os
-import re
-import sys
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, TextIO, Tuple, Union
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, TextIO, Tuple, Union
 
 from spacy.language import Language
-from spacy.tokens import Doc
 
-from ..files.problems import SHOWN_CHARS, InputError, check_output, format_problem, printable, same_file
-from ..files.textfile import CsvRecord, Line, csv_records, decode_lines, invalid_at, json_text_problem, pick_codec, text_problem
+from ..files.problems import InputError
+from .inference import Entity, merge_pieces, piece_entities, terms_function, text_pieces
+from .records import Record, iter_records, resolve_inputs
+from .rows import WRITERS, Row, check_paths, doc_row, error_row, output_format, partial_path, read_partial
 
-STDIN = "-"
-INPUT_SUFFIXES = {".txt": "txt", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
-OUTPUT_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-CSV_HEADER = ("id", "terms", "spans", "error")
-CLEANER_NAME = "extract_doc_cleaner"
-PARTIAL_SUFFIX = ".partial"
 # a batch's transformer output and NER features are what peak, about 2 KB per character of the batch (measured:
 # 64 pieces of 10,000 characters took 1.96 GB in all, a whole 2 MB document 5.5 GB); 64 pieces of 5,000 stay
 # near 1.3 GB, and few texts of ordinary length are cut
 DEFAULT_MAX_PIECE_CHARS = 5_000
-Row = Dict[str, Any]
 
 
 class LongDocumentWarning(UserWarning):
     """A text longer than `nlp.max_length` was split into pieces to be processed."""
 
-
-@dataclass
-class Record:
-    """One input document, or the error that stands in for it.
-
-    index (int): Position among all input documents, from 0.
-    id (Any): The document's id (str or int).
-    text (Optional[str]): The text; None for an error, or for a document skipped on resume.
-    error (Optional[str]): `file:line: message` when the input was malformed.
-    """
-
-    index: int
-    id: Any
-    text: Optional[str] = None
-    error: Optional[str] = None
-
-
-@dataclass
-class Source:
-    """One resolved input: kind is txt, jsonl, csv or stdin."""
-
-    kind: str
-    path: Optional[Path]
-    files: List[Tuple[Path, str]] = field(default_factory=list)  # txt: (file, id)
-
-    @property
-    def name(self) -> str:
-        return "<stdin>" if self.path is None else str(self.path)
-
-
-# ---------------------------------------------------------------------------- inputs
-
-
-def resolve_inputs(inputs: Sequence[Union[str, Path]], *, text_field: str = "text") -> List[Source]:
-    """Check every input before anything runs, so a bad one stops the run with one clear line.
-
-    inputs (Sequence[Union[str, Path]]): Files, folders of .txt files, or "-" for stdin.
-    text_field (str): The CSV column (and JSONL field) holding the text.
-    RETURNS (List[Source]): The inputs in order.
-    """
-    if not inputs:
-        raise InputError(None, None, "no inputs: give .txt/.jsonl/.csv files, folders of .txt files, or - for stdin")
-    sources: List[Source] = []
-    for raw in inputs:
-        if str(raw) == STDIN:
-            if any(s.kind == "stdin" for s in sources):
-                raise InputError(None, None, "stdin (-) can be given only once")
-            sources.append(Source("stdin", None))
-            continue
-        path = Path(raw)
-        if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() == ".txt")
-            if not files:
-                raise InputError(path, None, "no .txt files in this folder")
-            sources.append(Source("txt", path, [(p, p.relative_to(path).as_posix()) for p in files]))
-            continue
-        if not path.exists():
-            raise InputError(path, None, "no such file or folder")
-        kind = INPUT_SUFFIXES.get(path.suffix.lower())
-        if kind is None:
-            raise InputError(path, None, f"unknown input type {path.suffix or '(no suffix)'!r}: expected .txt, .jsonl or "
-                                         ".csv files, folders of .txt files, or - for stdin")
-        if kind == "txt":
-            sources.append(Source("txt", path, [(path, str(raw))]))
-            continue
-        if _is_blank(path):
-            what = "a header row with a" if kind == "csv" else "one JSON object per line, each with a"
-            raise InputError(path, None, f"empty file: expected {what} {text_field!r} field")
-        if kind == "csv":
-            _csv_columns(path, text_field)
-        sources.append(Source(kind, path))
-    return sources
-
-
-def _is_blank(path: Path) -> bool:
-    """Whether a file holds nothing but whitespace (read only as far as the first other byte)."""
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 16), b""):
-            if block.strip():
-                return False
-    return True
-
-
-def _where(name: str, line: Optional[int], message: str) -> str:
-    return format_problem(name, line, message)
-
-
-def _safe_id(value: str) -> str:
-    # a file name that is not UTF-8 comes back from the OS with lone surrogates, which no output can hold:
-    # its bytes are written as \xNN instead (the same every run, so --resume still matches)
-    if text_problem(value) is None:
-        return value
-    return os.fsencode(value).decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
-
-
-def _csv_header(path: Path, records: Iterator[CsvRecord]) -> Tuple[List[str], int]:
-    """RETURNS (Tuple[List[str], int]): The header's columns (stripped) and its line, read from `records`."""
-    for record in records:
-        if record.error is not None:
-            raise InputError(path, record.error_line, f"cannot read the header row: {record.error}")
-        if record.fields:
-            return [c.strip() for c in record.fields], record.line
-    return [], 0
-
-
-def _csv_columns(path: Path, text_field: str) -> List[str]:
-    with open(path, "rb") as f:
-        columns, line = _csv_header(path, csv_records(decode_lines(f)))
-    if not columns:
-        raise InputError(path, None, f"empty file: expected a header row with a {text_field!r} column")
-    if text_field not in columns:
-        raise InputError(path, line, f"no {text_field!r} column in the header (columns: {printable(', '.join(columns), SHOWN_CHARS)}): "
-                                     "name the text column with --text-field")
-    return columns
-
-
-def _json_id(value: Any) -> Any:
-    if isinstance(value, str) or isinstance(value, int) and not isinstance(value, bool):
-        return value
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _decode_document(data: bytes) -> Tuple[Optional[str], Optional[Tuple[int, str]]]:
-    """A whole .txt file's text (its line ends kept: offsets are into it), or (line, problem)."""
-    codec, skip, _ = pick_codec(data[:4])
-    label = "UTF-8" if codec == "utf-8" else codec
-    try:
-        text = data[skip:].decode(codec)
-    except UnicodeDecodeError as e:
-        line = data[skip:skip + e.start].decode(codec, errors="replace").count("\n") + 1
-        return None, (line, f"not valid {label} (byte 0x{data[skip + e.start]:02X})")
-    at = invalid_at(text)
-    if at is not None:
-        line = text.count("\n", 0, at) + 1
-        return None, (line, f"the text holds {text_problem(text[at:])}")
-    return text, None
-
-
-def _read_txt(source: Source, index: Iterator[int], skip: int) -> Iterator[Record]:
-    for path, doc_id in source.files:
-        i = next(index)
-        doc_id = _safe_id(doc_id)
-        if i < skip:  # resuming: only the id is needed
-            yield Record(i, doc_id)
-            continue
-        try:
-            text, problem = _decode_document(path.read_bytes())
-        except OSError as e:
-            yield Record(i, doc_id, error=_where(str(path), None, f"cannot read: {e.strerror or e}"))
-            continue
-        if problem is not None:
-            yield Record(i, doc_id, error=_where(str(path), problem[0], problem[1]))
-        else:
-            yield Record(i, doc_id, text)
-
-
-def _read_jsonl(source: Source, index: Iterator[int], text_field: str, id_field: str) -> Iterator[Record]:
-    name = source.name
-    with open(source.path, "rb") as f:
-        for line in decode_lines(f):
-            n = line.number
-            if not line.text.strip():
-                continue
-            i = next(index)
-            if line.error is not None:
-                yield Record(i, n, error=_where(name, n, line.error))
-                continue
-            try:
-                obj = json.loads(line.text)
-            except json.JSONDecodeError as e:
-                yield Record(i, n, error=_where(name, n, f"invalid JSON: {e.msg} (column {e.colno})"))
-                continue
-            except RecursionError:
-                yield Record(i, n, error=_where(name, n, "invalid JSON: nested too deeply to read"))
-                continue
-            if not isinstance(obj, dict):
-                yield Record(i, n, error=_where(name, n, f"expected a JSON object, found {type(obj).__name__}"))
-                continue
-            raw_id = obj.get(id_field)
-            doc_id = _json_id(raw_id) if raw_id is not None and json_text_problem(raw_id) is None else n
-            invalid = json_text_problem(obj)
-            if invalid is not None:
-                # the text or id could not be written, and a field that cannot is no valid JSON text either
-                yield Record(i, doc_id, error=_where(name, n, f"{invalid[0]} holds {invalid[1]}"))
-                continue
-            if text_field not in obj:
-                fields = printable(", ".join(map(str, obj)), SHOWN_CHARS) if obj else "none"
-                yield Record(i, doc_id, error=_where(name, n, f"no {text_field!r} field (fields: {fields}): "
-                                                              "name the text field with --text-field"))
-                continue
-            text = obj[text_field]
-            if not isinstance(text, str):
-                yield Record(i, doc_id, error=_where(name, n, f"field {text_field!r} is {type(text).__name__}, not a string"))
-                continue
-            yield Record(i, doc_id, text)
-
-
-def _read_csv(source: Source, index: Iterator[int], text_field: str, id_field: str) -> Iterator[Record]:
-    """One record per CSV row, read by `textfile.csv_records` (a stray quote costs its own line, not the rows after it)."""
-    name = source.name
-    with open(source.path, "rb") as f:
-        records = csv_records(decode_lines(f))
-        header, _ = _csv_header(source.path, records)
-        text_col = header.index(text_field)
-        id_col = header.index(id_field) if id_field in header else None
-        row_number = 0
-        for record in records:
-            row = record.fields
-            if not row and record.error is None:  # a blank line is no row
-                continue
-            row_number += 1
-            i = next(index)
-            doc_id: Any = row_number
-            if id_col is not None and id_col < len(row) and row[id_col] != "" and text_problem(row[id_col]) is None:
-                doc_id = row[id_col]
-            if record.error is not None:
-                yield Record(i, doc_id, error=_where(name, record.error_line, record.error))
-            elif len(row) != len(header):
-                yield Record(i, doc_id, error=_where(name, record.line, f"malformed CSV row: expected {len(header)} "
-                                                     f"fields ({printable(', '.join(header), SHOWN_CHARS)}), found {len(row)}"))
-            else:
-                bad = next((c for c in (text_col, id_col) if c is not None and text_problem(row[c])), None)
-                if bad is not None:
-                    yield Record(i, doc_id, error=_where(name, record.line, f"column {header[bad]!r} holds {text_problem(row[bad])}"))
-                else:
-                    yield Record(i, doc_id, row[text_col])
-
-
-def _read_stdin(index: Iterator[int], stream: Optional[TextIO]) -> Iterator[Record]:
-    stream = sys.stdin if stream is None else stream
-    binary = getattr(stream, "buffer", None)
-    if binary is None:  # a plain text stream (tests)
-        lines = (Line(n, line.rstrip("\r\n")) for n, line in enumerate(stream, 1))
-    else:
-        lines = decode_lines(binary)
-    for line in lines:
-        i = next(index)
-        problem = line.error or (f"the line holds {text_problem(line.text)}" if text_problem(line.text) else None)
-        if problem is not None:
-            yield Record(i, line.number, error=_where("<stdin>", line.number, problem))
-        else:
-            yield Record(i, line.number, line.text)
-
-
-def iter_records(sources: Sequence[Source], *, text_field: str = "text", id_field: str = "id", skip: int = 0,
-                 stdin: Optional[TextIO] = None) -> Iterator[Record]:
-    """Stream the documents of every input, in order; one Record per document.
-
-    sources (Sequence[Source]): From `resolve_inputs`.
-    text_field (str): The JSONL field / CSV column with the text.
-    id_field (str): The JSONL field / CSV column with the id (else the line or row number).
-    skip (int): The first `skip` .txt documents are not read (their records have text None).
-    stdin (Optional[TextIO]): The stream for "-" (default sys.stdin).
-    RETURNS (Iterator[Record]): The documents; malformed ones carry `error`.
-    """
-    index = itertools.count()
-    for source in sources:
-        if source.kind == "txt":
-            yield from _read_txt(source, index, skip)
-        elif source.kind == "jsonl":
-            yield from _read_jsonl(source, index, text_field, id_field)
-        elif source.kind == "csv":
-            yield from _read_csv(source, index, text_field, id_field)
-        else:
-            yield from _read_stdin(index, stdin)
-
-
-# ---------------------------------------------------------------------------- long texts
-
-_PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
-_SENTENCE_END = re.compile(r"[.!?\u2026][\"'\u2019\u201d)\]]*\s+")
-_WHITESPACE = re.compile(r"\s+")
-
-
-def split_text(text: str, max_chars: int) -> List[Tuple[int, int]]:
-    """Cut a text into consecutive pieces of at most `max_chars` characters.
-
-    Each cut is after the last paragraph break in the piece's last three
-    quarters, else after the last sentence end, else after the last
-    whitespace, else (one huge "word") at `max_chars`. The pieces cover the
-    text exactly: joined, they give it back.
-
-    text (str): The text.
-    max_chars (int): The longest piece.
-    RETURNS (List[Tuple[int, int]]): (start, end) character offsets of the pieces.
-    """
-    if max_chars < 1:
-        raise ValueError(f"max_chars must be >= 1, got {max_chars}")
-    pieces: List[Tuple[int, int]] = []
-    start, n = 0, len(text)
-    while n - start > max_chars:
-        end = start + max_chars
-        earliest = start + max_chars // 4
-        cut = None
-        for pattern in (_PARAGRAPH_BREAK, _SENTENCE_END, _WHITESPACE):
-            last = None
-            for m in pattern.finditer(text, earliest, end):
-                last = m
-            if last is not None:
-                cut = last.end()
-                break
-        cut = cut or end
-        pieces.append((start, cut))
-        start = cut
-    pieces.append((start, n))
-    return pieces
-
-
-# ---------------------------------------------------------------------------- pipeline
-
-
-def add_doc_cleaner(nlp: Language) -> Language:
-    """Drop `doc._.trf_data` and `doc.tensor` at the end of the pipeline, so
-    nothing keeps the transformer's output alive (and `n_process` workers do
-    not send it back). Idempotent.
-
-    RETURNS (Language): The same pipeline.
-    """
-    if CLEANER_NAME not in nlp.pipe_names:
-        nlp.add_pipe("doc_cleaner", name=CLEANER_NAME, last=True,
-                     config={"attrs": {"_.trf_data": None, "tensor": None}, "silent": True})
-    return nlp
-
-
-def load_pipeline(model: Union[str, Path], *, precision: Optional[str] = None, gpu_id: int = -1,
-                  max_length: Optional[int] = None) -> Language:
-    """Load a pipeline for extraction: doc cleaner added, precision applied.
-
-    model (Union[str, Path]): An installed package name or a pipeline folder.
-    precision (Optional[str]): fp32, bf16, int8 or auto; None keeps what the
-        pipeline's own `cpu_precision` component applies (fp32 without one).
-    gpu_id (int): GPU to run on, or -1 for CPU.
-    max_length (Optional[int]): Override `nlp.max_length` (longer texts are split).
-    RETURNS (Language): The pipeline.
-    """
-    import spacy
-
-    from .. import pipeline  # noqa: F401  (config functions of our pipelines)
-    from ..pipeline.precision import FACTORY_NAME, apply_precision
-
-    if gpu_id >= 0:
-        spacy.require_gpu(gpu_id)
-    # with an explicit precision, the pipeline's own component must not apply its setting first
-    exclude = [FACTORY_NAME] if precision is not None else []
-    try:
-        nlp = spacy.load(model, exclude=exclude)
-    except (OSError, ValueError, ImportError) as e:
-        raise InputError(model, None, f"cannot load the pipeline: {str(e).splitlines()[0]}") from None
-    if precision is not None:
-        try:
-            apply_precision(nlp, precision)
-        except ValueError as e:
-            raise InputError(None, None, f"--precision {precision}: {e}") from None
-    if max_length is not None:
-        if max_length < 1:
-            raise InputError(None, None, f"--max-length must be >= 1, got {max_length}")
-        nlp.max_length = max_length
-    return add_doc_cleaner(nlp)
-
-
-def terms_function(nlp: Language) -> Callable[[Doc], List[Any]]:
-    """How to read a document's distinct terms: the pipeline's `tech_terms`
-    component (what `doc._.tech_terms` gives), else every entity grouped the same way."""
-    for _, pipe in nlp.pipeline:
-        if callable(getattr(pipe, "terms", None)) and hasattr(pipe, "attrs"):
-            return pipe.terms
-    from ..pipeline.component import collect_terms
-
-    return lambda doc: collect_terms(doc.ents)
-
-
-def doc_row(doc_id: Any, doc: Doc, terms: Callable[[Doc], List[Any]]) -> Row:
-    """RETURNS (Row): id, distinct terms, entity spans (character offsets, label, text), error None."""
-    return {
-        "id": doc_id,
-        "terms": [t.text for t in terms(doc)],
-        "spans": [{"start": e.start_char, "end": e.end_char, "label": e.label_, "text": e.text} for e in doc.ents],
-        "error": None,
-    }
-
-
-def error_row(record: Record) -> Row:
-    """RETURNS (Row): id and error message; no terms, no spans."""
-    return {"id": record.id, "terms": [], "spans": [], "error": record.error}
 
 
 def count_words(text: Optional[str]) -> int:
@@ -447,35 +53,10 @@ def count_words(text: Optional[str]) -> int:
     return len(text.split()) if text else 0
 
 
-class _Entity(NamedTuple):
-    """An entity of a piece, with offsets into the whole text: what rows and terms read of a Span."""
-
-    start_char: int
-    end_char: int
-    label_: str
-    text: str
-
-
-@dataclass
-class _Entities:
-    """The entities of a text processed in pieces, in text order: a stand-in for the Doc a terms function reads."""
-
-    ents: List[_Entity]
-
-
-def _merged_row(doc_id: Any, ents: List[_Entity], terms: Callable) -> Row:
-    # the pieces come in text order, so this sort only guards; terms see every piece's mentions at once, so they
-    # are deduplicated (and counted, for min_count) across pieces, first appearance first
-    ents.sort(key=lambda e: (e.start_char, e.end_char))
-    return doc_row(doc_id, _Entities(ents), terms)
-
-
 def _pieces(record: Record, max_chars: int, max_length: int) -> List[Tuple[int, int]]:
     text = record.text
-    if len(text) <= max_chars:
-        return [(0, len(text))]
-    pieces = split_text(text, max_chars)
-    if len(text) <= max_length:  # cutting a long text is routine; only a text the pipeline refuses is news
+    pieces = text_pieces(text, max_chars)
+    if len(pieces) == 1 or len(text) <= max_length:  # cutting a long text is routine; only a text the pipeline refuses is news
         return pieces
     warnings.warn(LongDocumentWarning(
         f"document {record.id!r}: {len(text):,} characters is longer than nlp.max_length ({max_length:,}); "
@@ -520,7 +101,7 @@ def _process_chunk(nlp: Language, chunk: List[Record], terms: Callable, batch_si
     max_chars = min(max_piece_chars, nlp.max_length)
     items = _piece_items(chunk, max_chars, nlp.max_length, batch_size, trim)
     next_pos = 0
-    ents: List[_Entity] = []
+    ents: List[Entity] = []
     with nlp.memory_zone():
         for doc, (pos, start, last) in nlp.pipe(items, as_tuples=True, batch_size=batch_size, n_process=n_process):
             while next_pos < pos:
@@ -529,11 +110,10 @@ def _process_chunk(nlp: Language, chunk: List[Record], terms: Callable, batch_si
             if last and start == 0:  # the whole text in one piece
                 yield doc_row(chunk[pos].id, doc, terms)
             else:
-                # keep only the entities, never the pieces' Docs: memory stays bounded by one batch of pieces
-                ents.extend(_Entity(e.start_char + start, e.end_char + start, e.label_, e.text) for e in doc.ents)
+                ents.extend(piece_entities(doc, start))
                 if not last:
                     continue
-                yield _merged_row(chunk[pos].id, ents, terms)
+                yield doc_row(chunk[pos].id, merge_pieces(ents), terms)
                 ents = []
             next_pos = pos + 1
     for record in chunk[next_pos:]:
@@ -607,129 +187,6 @@ def extract_rows(nlp: Language, records: Iterable[Record], *, batch_size: int = 
             import torch
 
             torch.set_num_threads(threads)
-
-
-# ---------------------------------------------------------------------------- output
-
-
-def output_format(path: Union[str, Path]) -> str:
-    """RETURNS (str): csv or jsonl, from the output file's suffix."""
-    fmt = OUTPUT_SUFFIXES.get(Path(path).suffix.lower())
-    if fmt is None:
-        raise InputError(path, None, f"unknown output type {Path(path).suffix or '(no suffix)'!r}: use .csv or .jsonl")
-    return fmt
-
-
-def check_paths(output: Union[str, Path], sources: Sequence[Source]) -> None:
-    """Refuse an output (or its partial file) that is an input, or that cannot be written: one clear line, before any work."""
-    output = Path(output)
-    output_format(output)
-    files = [f for s in sources for f in ([p for p, _ in s.files] if s.kind == "txt" else [s.path] if s.path else [])]
-    same_file(output, files)
-    same_file(partial_path(output), files)
-    check_output(output)
-
-
-def partial_path(output: Union[str, Path]) -> Path:
-    """RETURNS (Path): Where a run writes before renaming to `output`: OUTPUT.partial."""
-    output = Path(output)
-    return output.with_name(output.name + PARTIAL_SUFFIX)
-
-
-def _one_line(value: Any) -> str:
-    # every CSV row stays one physical line, so a partial file's complete rows are its complete lines
-    return " ".join(str(value).splitlines()) if value is not None else ""
-
-
-class RowWriter:
-    """Writes rows to an open text file, flushing each one."""
-
-    def __init__(self, f: TextIO):
-        self.f = f
-
-    def write_header(self) -> None:
-        pass
-
-    def write(self, row: Row) -> None:
-        raise NotImplementedError
-
-
-class JsonlRowWriter(RowWriter):
-    """`{"id": ..., "terms": [...], "spans": [{"start", "end", "label", "text"}], "error": null}` per line."""
-
-    def write(self, row: Row) -> None:
-        self.f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self.f.flush()
-
-
-class CsvRowWriter(RowWriter):
-    """Columns id, terms (JSON list), spans (JSON list of objects), error (empty when none)."""
-
-    def __init__(self, f: TextIO):
-        super().__init__(f)
-        self.csv = csv.writer(f, lineterminator="\n")
-
-    def write_header(self) -> None:
-        self.csv.writerow(CSV_HEADER)
-        self.f.flush()
-
-    def write(self, row: Row) -> None:
-        self.csv.writerow([_one_line(row["id"]), json.dumps(row["terms"], ensure_ascii=False),
-                           json.dumps(row["spans"], ensure_ascii=False), _one_line(row["error"])])
-        self.f.flush()
-
-
-WRITERS = {"csv": CsvRowWriter, "jsonl": JsonlRowWriter}
-
-
-def read_partial(path: Path, fmt: str) -> Tuple[int, Optional[str]]:
-    """Count the complete rows of a partial output and drop a trailing incomplete line (in place).
-
-    path (Path): The partial file.
-    fmt (str): csv or jsonl.
-    RETURNS (Tuple[int, Optional[str]]): Complete rows, and the id of the last one as a string.
-    """
-    lines = 0
-    end = 0  # byte offset just after the last newline
-    pos = 0
-    current = bytearray()  # the line being read
-    last_line = b""
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            start = 0
-            while True:
-                nl = block.find(b"\n", start)
-                if nl < 0:
-                    current += block[start:]
-                    break
-                current += block[start:nl]
-                last_line, current = bytes(current), bytearray()
-                lines += 1
-                end = pos + nl + 1
-                start = nl + 1
-            pos += len(block)
-    tail = bool(current)
-    if tail:
-        with open(path, "r+b") as f:
-            f.truncate(end)
-    if fmt == "csv":
-        if lines == 0:
-            return 0, None
-        with open(path, "r", encoding="utf-8", newline="") as f:
-            header = next(csv.reader([f.readline()]), [])
-        if tuple(header) != CSV_HEADER:
-            raise InputError(path, 1, f"not a partial output of this command (header {header}): delete it or run without --resume")
-        rows = lines - 1
-        if rows == 0:
-            return 0, None
-        return rows, next(csv.reader([last_line.decode("utf-8")]))[0]
-    if lines == 0:
-        return 0, None
-    try:
-        last = json.loads(last_line.decode("utf-8"))
-        return lines, str(last["id"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise InputError(path, lines, f"not a partial output of this command ({e}): delete it or run without --resume") from None
 
 
 # ---------------------------------------------------------------------------- the whole run

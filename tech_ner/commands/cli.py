@@ -7,7 +7,7 @@ import typer
 
 from .evaluate import evaluate_command
 from .extract import extract_command
-from ..apps.serve import serve_command
+from .serve import serve_command
 from ..files.problems import InputError, friendly_errors
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Technology-term NER: corpora, training helpers, extraction.")

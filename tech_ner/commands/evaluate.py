@@ -31,19 +31,12 @@ def evaluate_command(
     """Evaluate a pipeline: spaCy's scorer, seqeval (default and strict IOB2),
     per-label report, confusion table, raw-text mode and the parity check.
     Exits 1 after writing everything when spaCy and seqeval strict disagree."""
-    import spacy
-
-    from .. import pipeline  # noqa: F401  (config functions of our pipelines)
+    from ..apps.inference import load_pipeline
     from ..evaluation.evaluate import evaluate_corpus, summary_line, write_reports
     from ..evaluation.plots import plot_confusion, plot_training_curve
 
     splits = split_names(names, data)
-    if gpu_id >= 0:
-        spacy.require_gpu(gpu_id)
-    try:
-        nlp = spacy.load(model)
-    except (OSError, ValueError, ImportError) as e:
-        raise InputError(model, None, f"cannot load the pipeline: {str(e).splitlines()[0]}") from None
+    nlp = load_pipeline(model, gpu_id=gpu_id, clean_docs=False)
     results = {name: evaluate_corpus(nlp, path, batch_size=batch_size) for name, path in zip(splits, data)}
     output_dir = Path(output_dir)
     skipped = plot_training_curve(log, output_dir / "training_curve.png")

@@ -74,7 +74,10 @@ def extract_command(
 ):
     """Extract the technology terms of every document: one row per input document, in input order,
     with its id, distinct terms and entity spans (character offsets and labels)."""
-    from ..apps.extract import LongDocumentWarning, check_paths, extract, load_pipeline, output_format, partial_path, resolve_inputs
+    from ..apps.extract import LongDocumentWarning, extract
+    from ..apps.inference import load_pipeline
+    from ..apps.records import resolve_inputs
+    from ..apps.rows import check_paths, output_format, partial_path
 
     if precision is not None and precision not in PRECISION_CHOICES:
         raise InputError(None, None, f"--precision {precision!r}: expected one of {', '.join(PRECISION_CHOICES)}")
