@@ -7,7 +7,7 @@ import typer
 from tech_ner.corpus.labels import build_label_map
 from tech_ner.corpus.prepare import prepare_corpus
 from tech_ner.files.problems import InputError, friendly_errors
-from tech_ner.corpus.readers import ReadOptions
+from tech_ner.corpus.sentences import ReadOptions
 
 EMBEDDED = Path(__file__).resolve().parent.parent / "corpus" / "bio"
 

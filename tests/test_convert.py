@@ -10,7 +10,8 @@ from tech_ner.commands.cli import app
 from tech_ner.corpus.convert import convert
 from tech_ner.corpus.labels import LabelMap, build_label_map
 from tech_ner.files.problems import InputError
-from tech_ner.corpus.readers import ReadOptions, detect_format
+from tech_ner.corpus.readers import detect_format
+from tech_ner.corpus.sentences import ReadOptions
 
 TWO_COL = "We\tO\nuse\tO\nC++\tB-TECH\nand\tO\nNode.js\tB-TECH\n\nRust\tB-TECH\n2021\tI-TECH\nships\tO\n\n"
 
@@ -249,3 +250,21 @@ def test_folder_output_is_sharded(write, tmp_path):
     assert len(stats.shards) == 5
     docs = [d for p in sorted((tmp_path / "shards").glob("*.spacy")) for d in load(p)]
     assert sum(len(d) for d in docs) == 100
+
+
+@pytest.mark.parametrize("tag_names, label_map, message", [
+    (b"\xff\xfe not text", b"\xff\xfe not text", "is not valid UTF-8"),
+    (b"[" * 200_000, b'{"a": ' * 200_000, "is JSON nested too deeply"),
+    (b"[1, 2", b'{"a": "b"', "is not valid JSON"),
+], ids=["not-utf8", "nested", "invalid"])
+def test_tag_names_and_label_map_files_share_their_error_handling(tmp_path, tag_names, label_map, message):
+    from tech_ner.corpus.labels import load_label_map_file
+    from tech_ner.corpus.tabular import load_tag_names
+
+    path = tmp_path / "user.json"
+    path.write_bytes(label_map)
+    with pytest.raises(InputError, match=message):
+        load_label_map_file(path)
+    path.write_bytes(tag_names)
+    with pytest.raises(InputError, match=message):
+        load_tag_names(str(path))

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from tech_ner.corpus.convert import convert
 from tech_ner.corpus.export import export_iob, split_corpus
-from tech_ner.corpus.readers import ReadOptions
+from tech_ner.corpus.sentences import ReadOptions
 
 WORD = st.text(alphabet=string.ascii_letters + string.digits + "+#.-_/()'\u00e9\u4e2d", min_size=1, max_size=8).filter(
     lambda w: w not in ("-DOCSTART-",)

@@ -3,7 +3,8 @@ import pytest
 
 from tech_ner.corpus.convert import convert
 from tech_ner.corpus.labels import STACKOVERFLOW_TECH, LabelMap
-from tech_ner.corpus.readers import ReadOptions, detect_format
+from tech_ner.corpus.readers import detect_format
+from tech_ner.corpus.sentences import ReadOptions
 
 from .conftest import SHARED_DATA
 

@@ -35,7 +35,8 @@ def convert_command(
     from ..corpus.convert import convert
     from ..corpus.labels import STACKOVERFLOW_TECH, build_label_map
     from ..files.problems import Problems
-    from ..corpus.readers import ReadOptions, load_tag_names
+    from ..corpus.sentences import ReadOptions
+    from ..corpus.tabular import load_tag_names
 
     rules = list(map_)
     if so_tech:

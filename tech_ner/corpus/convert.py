@@ -16,7 +16,8 @@ from ..files.atomic import atomic_path, check_replaceable
 from .docbin import DOCBIN_ATTRS, expand_inputs
 from .labels import LabelMap
 from ..files.problems import InputError, Problems, check_output, same_file
-from .readers import ReadCounts, ReadOptions, Sentence, read_sentences
+from .readers import read_sentences
+from .sentences import ReadCounts, ReadOptions, Sentence
 from ..pipeline.tags import TagError, decode, parse_tag, spans_to_iob2, unclosed_bioes, uses_bioes
 
 SCHEMES = ("auto", "iob1", "iob2", "bioes")

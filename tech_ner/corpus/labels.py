@@ -6,12 +6,12 @@ then as a glob (`*`, `?`, `[...]`), first rule first. TO is the new label, or
 `O` (or empty, or JSON null) to drop entities of that label.
 """
 import fnmatch
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..files.problems import InputError, shown
+from ..files.textfile import parse_user_json, read_user_text
 
 DROP = None
 
@@ -94,20 +94,10 @@ def parse_map_option(option: str) -> Tuple[str, Optional[str]]:
 
 def load_label_map_file(path: Path) -> List[Tuple[str, Optional[str]]]:
     """Read mapping rules from a JSON object or a text file of `FROM TO` lines."""
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(path, None, "label map file not found") from None
-    except UnicodeDecodeError as e:
-        raise InputError(path, None, f"label map is not valid UTF-8 ({e.reason} at byte {e.start})") from None
+    text = read_user_text(path, "label map")
     stripped = text.lstrip()
     if stripped.startswith("{"):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise InputError(path, e.lineno, f"label map is not valid JSON: {e.msg}") from None
-        except RecursionError:
-            raise InputError(path, None, "label map is JSON nested too deeply: give one object of label: target pairs") from None
+        data = parse_user_json(text, path, "label map", "one object of label: target pairs")
         if not isinstance(data, dict):
             raise InputError(path, None, "label map JSON must be one object of label: target pairs")
         rules = []

@@ -18,7 +18,7 @@ from .embedded import SPLITS
 from .export import split_corpus
 from .labels import LabelMap
 from ..files.problems import InputError
-from .readers import ReadOptions
+from .sentences import ReadOptions
 
 SPLIT_ALIASES = {"train": ("train", "training"), "dev": ("dev", "valid", "validation", "val"), "test": ("test", "testing")}
 INFO_FILE = "corpus.json"

@@ -9,11 +9,13 @@ hold (a lone surrogate) or that marks binary data (a NUL character).
 """
 import codecs
 import csv
+import json
 import re
 import sys
 from collections import deque
 from dataclasses import dataclass, field
-from typing import BinaryIO, Deque, Iterable, Iterator, List, Optional, Tuple
+from pathlib import Path
+from typing import Any, BinaryIO, Deque, Iterable, Iterator, List, Optional, Tuple
 
 from .problems import InputError
 
@@ -268,3 +270,30 @@ def csv_records(lines: Iterable[Line], *, delimiter: str = ",", width: Optional[
         bad = next((l for l in record if l.error), None)
         yield CsvRecord(first.number, record[-1].number, fields, bad.error if bad else None,
                         bad.number if bad else first.number)
+
+
+def read_user_text(path: Path, what: str) -> str:
+    """The text of a small file a user named by an option (UTF-8, a byte-order mark dropped).
+
+    what (str): The file as the messages name it, e.g. "label map" or "--tag-names file".
+    RETURNS (str): The text. Raises InputError naming the file if it is missing or not UTF-8.
+    """
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(path, None, f"{what} not found") from None
+    except UnicodeDecodeError as e:
+        raise InputError(path, None, f"{what} is not valid UTF-8 ({e.reason} at byte {e.start})") from None
+
+
+def parse_user_json(text: str, path: Path, what: str, shape: str) -> Any:
+    """The JSON value of a user's file, or InputError naming the file (and line) and the shape it should have.
+
+    what (str): The file as the messages name it. shape (str): What it should hold, e.g. "a flat list of names".
+    """
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(path, e.lineno, f"{what} is not valid JSON ({shape}): {e.msg}") from None
+    except RecursionError:
+        raise InputError(path, None, f"{what} is JSON nested too deeply: give {shape}") from None

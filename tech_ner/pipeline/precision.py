@@ -45,6 +45,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from .factories import register_factory_once
+from .reduced import ATTR, apply_to
 
 PRECISIONS: Tuple[str, ...] = ("fp32", "bf16", "int8", "auto")
 APPLICABLE: Tuple[str, ...] = ("fp32", "bf16", "int8")
@@ -54,7 +55,6 @@ COMPONENT_PRECISIONS: Tuple[str, ...] = PRECISIONS + (BEST,)
 ENV_VAR = "TECH_NER_PRECISION"
 FACTORY_NAME = "cpu_precision"
 FACTORY_VERSION = "tech_ner.cpu_precision.v1"
-ATTR = "tech_ner_precision"  # on the transformer's thinc model: the precision applied
 NO_NATIVE_BF16 = ("this CPU has no native bfloat16 (no avx512_bf16 or amx_bf16 flag), where bf16 autocast runs "
                   "several times slower than fp32")
 NO_INT8_ENGINE = "torch has no quantised CPU engine here"
@@ -183,87 +183,6 @@ def find_transformers(nlp: Language, name: Optional[str] = None) -> List[Tuple[s
     return [(n, p) for n, p in nlp.pipeline if isinstance(p, Transformer)]
 
 
-class _AutocastForward:
-    """The HF model's forward under CPU autocast, with float32 outputs.
-
-    Set as an instance attribute (`hf_model.forward`), which `nn.Module.__call__`
-    uses before the class's method. A module-level class, not a closure, so the
-    model still pickles.
-    """
-
-    def __init__(self, module: Any, dtype: Any):
-        self.module = module
-        self.dtype = dtype
-
-    def __call__(self, *args, **kwargs):
-        import torch
-
-        with torch.autocast("cpu", dtype=self.dtype):
-            output = type(self.module).forward(self.module, *args, **kwargs)
-        return _to_float32(output)
-
-
-def _to_float32(value: Any) -> Any:
-    import torch
-
-    if isinstance(value, torch.Tensor):
-        return value.float() if value.is_floating_point() and value.dtype != torch.float32 else value
-    if isinstance(value, tuple) and not hasattr(value, "keys"):
-        return type(value)(_to_float32(v) for v in value)
-    if hasattr(value, "keys"):  # transformers' ModelOutput (an OrderedDict that syncs attributes)
-        for key in list(value.keys()):
-            value[key] = _to_float32(value[key])
-        return value
-    return value
-
-
-class _RefuseToSave:
-    """Stands in for the shim's `to_bytes` once its weights are no longer the trained float32 ones."""
-
-    def __init__(self, precision: str):
-        self.precision = precision
-
-    def __call__(self, *args, **kwargs):
-        raise ValueError(
-            f"[cpu_precision] this transformer runs in {self.precision} for inference and cannot be saved: its "
-            "weights are no longer the trained float32 ones. Load the pipeline with precision fp32 to save it, e.g. "
-            "spacy.load(path, config={'components': {'cpu_precision': {'precision': 'fp32'}}})."
-        )
-
-
-def _apply_to(pipe: Any, precision: str) -> str:
-    import torch
-
-    model = pipe.model
-    shim = model.layers[0].shims[0]
-    hf_model = shim._model
-    if hf_model is None:
-        raise ValueError("[cpu_precision] the transformer has no weights yet: load or initialize the pipeline first")
-    done = model.attrs.get(ATTR, "fp32")
-    if done == precision:
-        return precision
-    if done != "fp32":
-        raise ValueError(f"[cpu_precision] the transformer already runs in {done}; load the pipeline again to use {precision}")
-    device = next(hf_model.parameters()).device.type
-    if precision != "fp32" and device != "cpu":
-        raise ValueError(f"[cpu_precision] {precision} is a CPU path, but the transformer is on {device}")
-    if precision == "int8":
-        with warnings.catch_warnings():
-            # torch marks its eager-mode quantisation API as deprecated in favour of torchao (not a dependency here)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.simplefilter("ignore", UserWarning)
-            torch.ao.quantization.quantize_dynamic(hf_model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
-    elif precision == "bf16":
-        for module in hf_model.modules():
-            if isinstance(module, torch.nn.Linear):
-                module.to(torch.bfloat16)
-        hf_model.forward = _AutocastForward(hf_model, torch.bfloat16)
-    if precision != "fp32":
-        shim.to_bytes = _RefuseToSave(precision)  # instance attribute: the model's to_disk/to_bytes go through it
-    model.attrs[ATTR] = precision
-    return precision
-
-
 def transformer_device(nlp: Language) -> str:
     """RETURNS (str): "cpu" or "cuda": where the pipeline's (first) transformer has its weights."""
     for _, pipe in find_transformers(nlp):
@@ -289,7 +208,7 @@ def apply_precision(nlp: Language, precision: str = "auto", *, transformer: Opti
     if not pipes and applied != "fp32":
         raise ValueError(f"[cpu_precision] no spacy-transformers component in the pipeline {nlp.pipe_names}")
     for _, pipe in pipes:
-        _apply_to(pipe, applied)
+        apply_to(pipe, applied)
     return applied
 
 
