@@ -69,7 +69,7 @@ def test_backbone_resolution(tmp_path, tiny_bert):
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
 def test_configs_pass_debug_config(config, tiny_corpus):
     result = subprocess.run(
-        [sys.executable, "-m", "spacy", "debug", "config", str(config), "--code", str(ROOT / "tech_ner" / "registrations.py"),
+        [sys.executable, "-m", "spacy", "debug", "config", str(config), "--code", str(ROOT / "tech_ner" / "training" / "registrations.py"),
          "--paths.train", str(tiny_corpus / "train.spacy"), "--paths.dev", str(tiny_corpus / "dev.spacy")],
         capture_output=True, text=True,
     )

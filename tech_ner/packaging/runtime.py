@@ -7,8 +7,6 @@ so nothing spaCy generated is edited and no list of files is kept by hand: the s
 import shutil
 from pathlib import Path
 
-from .. import pipeline
-
 # The runtime's name inside the pipeline package: en_tech_ner.pipeline
 RUNTIME = "pipeline"
 
@@ -62,7 +60,7 @@ setup(
 
 def runtime_dir() -> Path:
     """RETURNS (Path): The folder of the runtime subpackage, `tech_ner/pipeline`."""
-    return Path(pipeline.__file__).parent
+    return Path(__file__).resolve().parent.parent / "pipeline"
 
 
 def ship_runtime(module_dir: Path) -> Path:

@@ -5,12 +5,10 @@ recipe fits a corpus of any size: `max_steps`, `eval_frequency`, `patience` (ear
 derived from the epochs and the number of batches the configured batcher makes of the training corpus.
 """
 import math
-import os
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from .. import pipeline  # noqa: F401  (registers the pipeline's config functions)
-from . import optimizers  # noqa: F401  (registers the optimizer)
+from . import registrations  # noqa: F401  (the config functions a training config names)
 from ..pipeline.backbone import resolve_backbone
 from ..files.problems import InputError
 
@@ -25,12 +23,7 @@ def train(config: Path, output: Path, *, overrides: Optional[Dict[str, object]] 
     from spacy.cli.train import train as spacy_train
     from spacy.util import load_config
 
-    overrides = dict(overrides or {})
-    env_overrides = os.environ.get("SPACY_CONFIG_OVERRIDES")
-    if env_overrides:
-        from spacy.cli._util import parse_config_overrides
-
-        overrides.update(parse_config_overrides(env_overrides.split()))
+    overrides = dict(overrides or {})  # the command line's and SPACY_CONFIG_OVERRIDES (tech-ner train)
     cfg = load_config(config, overrides=overrides, interpolate=False)
     backbone = cfg["paths"].get("backbone")
     if backbone:
