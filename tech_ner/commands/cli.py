@@ -5,7 +5,8 @@ import sys
 import typer
 
 from .convert import convert_command, split_command, to_bio_command
-from .corpus import build_corpus_command, prepare_command
+from .build_corpus import build_corpus_command
+from .prepare import prepare_command
 from .evaluate import evaluate_command
 from .extract import extract_command
 from .package import package_command
