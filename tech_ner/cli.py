@@ -5,7 +5,7 @@ from typing import List, Optional
 
 import typer
 
-from .evaluate_cli import evaluate_command
+from .evaluate_cli import calibrate_command, evaluate_command
 from .extract_cli import extract_command
 from .serve import serve_command
 from .problems import InputError, friendly_errors
@@ -95,6 +95,7 @@ def split_command(
 
 
 app.command("evaluate")(evaluate_command)
+app.command("calibrate")(calibrate_command)
 app.command("serve")(serve_command)
 app.command("extract")(extract_command)
 
