@@ -92,6 +92,7 @@ def calibrate_command(
     corpus_dir: Optional[Path] = typer.Option(None, "--corpus-dir", help="Instead of DATA: a folder the convert step wrote (wild dev for the embedded corpus, dev for own data)"),
     beta: Optional[float] = typer.Option(None, "--beta", help="Maximise F-beta: below 1 favours precision, above 1 recall (default 1, or 0.5 with --corpus-dir on the embedded corpus)"),
     report: Optional[Path] = typer.Option(None, "--report", help="JSON file for the table of biases and scores"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, or -1 for CPU"),
     batch_size: int = typer.Option(64, "--batch-size", help="Documents per batch"),
 ):
     """Choose the recogniser's outside_bias on a held-out set (the best F-beta over a grid of biases, one
@@ -116,6 +117,8 @@ def calibrate_command(
     same_file(output, [model, data])
     check_output(output, is_dir=True)
     check_replaceable(output, is_dir=True)  # before the work, not after it
+    if gpu_id >= 0:
+        spacy.require_gpu(gpu_id)
     try:
         nlp = spacy.load(model)
     except (OSError, ValueError, ImportError) as e:

@@ -17,7 +17,7 @@ from .problems import InputError
 # Copied flat into the package and imported by it: each imports nothing from tech_ner, only its siblings here
 # (relatively).
 RUNTIME_CODE = ("factories.py", "tokenizer.py", "span_getters.py", "backbone.py", "component.py", "bio_ner.py",
-                "precision.py")
+                "term_rules.py", "precision.py")
 # --precision at packaging time: a fixed one, or "best": the fastest whose test F1 is within TOLERANCE of fp32
 PACKAGE_PRECISIONS = ("best", "fp32", "bf16", "int8", "auto")
 TOLERANCE_F1 = 0.005
