@@ -1,4 +1,5 @@
 """Outputs never remove what the tool did not write, and respect the umask."""
+import json
 import os
 import stat
 
@@ -76,3 +77,23 @@ def test_outputs_respect_the_umask(write, tmp_path, umask):
     assert stat.S_IMODE((tmp_path / "one.spacy").stat().st_mode) == 0o666 & ~umask
     assert stat.S_IMODE((tmp_path / "shards").stat().st_mode) == 0o777 & ~umask
     assert stat.S_IMODE((tmp_path / "shards" / "part-00000.spacy").stat().st_mode) == 0o666 & ~umask
+
+
+def test_a_manifest_cannot_point_outside_its_folder(tmp_path):
+    outside = tmp_path / "precious"
+    outside.mkdir()
+    (outside / "data.txt").write_text("keep")
+    (tmp_path / "keep.txt").write_text("keep")
+    out = tmp_path / "out"
+    with atomic_path(out, is_dir=True) as tmp:
+        (tmp / "model").mkdir()
+        (tmp / "model" / "weights.bin").write_text("old")
+    manifest = json.loads((out / OUTPUT_MANIFEST).read_text())
+    manifest["files"] += ["../precious", "../keep.txt", "..", "."]
+    (out / OUTPUT_MANIFEST).write_text(json.dumps(manifest))
+    with atomic_path(out, is_dir=True) as tmp:  # replaces the folder it wrote, subfolder and all
+        (tmp / "model").mkdir()
+        (tmp / "model" / "weights.bin").write_text("new")
+    assert (out / "model" / "weights.bin").read_text() == "new"
+    assert (outside / "data.txt").read_text() == "keep" and (tmp_path / "keep.txt").read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt", "out", "precious"]

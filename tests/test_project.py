@@ -17,6 +17,7 @@ STEPS = {
     "convert": (["scripts/prepare_corpus.py", "scripts/convert.py"], True),
     "convert-so": (["scripts/convert.py"], True),
     "train": (["scripts/train.py"], False),
+    "calibrate": (["scripts/calibrate.py"], False),
     "evaluate": (["scripts/evaluate.py"], False),
     "package": (["scripts/package.py"], False),
     "train-so": (["scripts/train.py"], False),

@@ -7,6 +7,7 @@ import typer
 from .convert import convert_command, split_command, to_bio_command
 from .build_corpus import build_corpus_command
 from .prepare import prepare_command
+from .calibrate import calibrate_command
 from .evaluate import evaluate_command
 from .extract import extract_command
 from .package import package_command
@@ -22,6 +23,7 @@ app.command("prepare")(prepare_command)
 app.command("to-bio")(to_bio_command)
 app.command("split")(split_command)
 app.command("train", context_settings=CONTEXT_SETTINGS)(train_command)
+app.command("calibrate")(calibrate_command)
 app.command("evaluate")(evaluate_command)
 app.command("package")(package_command)
 app.command("extract")(extract_command)

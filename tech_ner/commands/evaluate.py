@@ -59,3 +59,4 @@ def evaluate_command(
             for line in par["lines"]:
                 typer.echo(f"  - {line}", err=True)
         raise typer.Exit(1)
+

@@ -9,6 +9,8 @@ from spacy.tokens import Doc, DocBin
 from ..files.problems import InputError
 
 DOCBIN_ATTRS = ["ENT_IOB", "ENT_TYPE", "SENT_START"]
+# what the workflow's convert step read, repaired and wrote, beside the .spacy files (tech_ner/corpus/prepare.py)
+INFO_FILE = "corpus.json"
 
 
 def expand_inputs(inputs: Sequence[Path], suffix: str = "") -> List[Path]:

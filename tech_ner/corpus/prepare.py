@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..files.atomic import write_text_atomic
 from .convert import ConvertStats, convert
-from .docbin import expand_inputs
+from .docbin import INFO_FILE, expand_inputs
 from .embedded import SPLITS
 from .export import split_corpus
 from .labels import LabelMap
@@ -21,7 +21,6 @@ from ..files.problems import InputError
 from .sentences import ReadOptions
 
 SPLIT_ALIASES = {"train": ("train", "training"), "dev": ("dev", "valid", "validation", "val"), "test": ("test", "testing")}
-INFO_FILE = "corpus.json"
 
 
 def find_split_files(source: Path) -> Dict[str, List[Path]]:

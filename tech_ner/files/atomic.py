@@ -52,7 +52,8 @@ def _own_files(folder: Path) -> List[str]:
         names = json.loads((folder / OUTPUT_MANIFEST).read_text(encoding="utf-8"))["files"]
     except (OSError, ValueError, KeyError, TypeError):
         return []
-    return [n for n in names if isinstance(n, str)]
+    # a name is one entry of the folder: a manifest cannot point outside it
+    return [n for n in names if isinstance(n, str) and n not in ("", ".", "..") and "/" not in n and "\\" not in n]
 
 
 def check_replaceable(path: Union[str, Path], *, is_dir: bool = False) -> None:
@@ -125,7 +126,11 @@ def _replace_dir(tmp: Path, path: Path) -> None:
     os.replace(path, old / path.name)
     os.replace(tmp, path)
     for name in _own_files(old / path.name) + [OUTPUT_MANIFEST]:
-        (old / path.name / name).unlink(missing_ok=True)
+        written = old / path.name / name
+        if written.is_dir() and not written.is_symlink():
+            shutil.rmtree(written)  # a folder the earlier run wrote (a pipeline's component folders)
+        else:
+            written.unlink(missing_ok=True)
     with contextlib.suppress(OSError):  # not empty only if a file appeared meanwhile: then it stays, hidden but kept
         (old / path.name).rmdir()
         old.rmdir()

@@ -1,0 +1,86 @@
+"""`tech-ner calibrate`: choose a trained pipeline's outside_bias on a held-out set and write the pipeline with it."""
+import json
+from pathlib import Path
+from typing import Optional, Tuple
+
+import typer
+
+from ..corpus.docbin import INFO_FILE
+from ..files.problems import InputError, friendly_errors
+
+
+def calibration_data(corpus_dir: Path) -> Tuple[Path, float]:
+    """The held-out set and F-beta for a corpus folder the convert step wrote (its corpus.json says which).
+
+    The embedded corpus calibrates on the wild dev set with beta 0.5 (precision first: on text of another hand the
+    model's errors are false alarms); own data on its dev split with beta 1.
+    """
+    try:
+        embedded = bool(json.loads((corpus_dir / INFO_FILE).read_text(encoding="utf-8")).get("embedded"))
+    except (OSError, ValueError, AttributeError) as e:
+        raise InputError(corpus_dir / INFO_FILE, None, f"cannot read it ({e}); run the convert step first") from None
+    return (corpus_dir / "wild_dev.spacy", 0.5) if embedded else (corpus_dir / "dev.spacy", 1.0)
+
+
+@friendly_errors
+def calibrate_command(
+    model: Path = typer.Argument(..., exists=True, file_okay=False, help="Trained pipeline folder, e.g. training/model-best"),
+    data: Optional[Path] = typer.Argument(None, exists=True, dir_okay=False, help="Held-out gold .spacy file (not the test split)"),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for the calibrated pipeline"),
+    corpus_dir: Optional[Path] = typer.Option(None, "--corpus-dir", help="Instead of DATA: a folder the convert step wrote (wild dev for the embedded corpus, dev for own data)"),
+    beta: Optional[float] = typer.Option(None, "--beta", help="Maximise F-beta: below 1 favours precision, above 1 recall (default 1, or 0.5 with --corpus-dir on the embedded corpus)"),
+    report: Optional[Path] = typer.Option(None, "--report", help="JSON file for the table of biases and scores"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, or -1 for CPU"),
+    batch_size: int = typer.Option(64, "--batch-size", help="Documents per batch"),
+):
+    """Choose the recogniser's outside_bias on a held-out set (the best F-beta over a grid of biases, one
+    forward pass) and write the pipeline with it."""
+    import spacy
+    from spacy.tokens import DocBin
+
+    from .. import pipeline  # noqa: F401  (the runtime's registrations)
+    from ..evaluation.calibrate import COMPONENT, choose, save_with_bias, sweep
+    from ..files.atomic import atomic_path, check_replaceable, write_text_atomic
+    from ..files.problems import check_output, same_file
+
+    if (data is None) == (corpus_dir is None):
+        raise InputError(None, None, "give the held-out DATA file or --corpus-dir, not both")
+    if data is None:
+        data, default_beta = calibration_data(Path(corpus_dir))
+    else:
+        default_beta = 1.0
+    beta = default_beta if beta is None else beta
+    if not (beta > 0 and beta < float("inf")):
+        raise InputError(None, None, f"--beta {beta}: give a number above 0")
+    same_file(output, [model, data])
+    check_output(output, is_dir=True)
+    check_replaceable(output, is_dir=True)  # before the work, not after it
+    if gpu_id >= 0:
+        spacy.require_gpu(gpu_id)
+    try:
+        nlp = spacy.load(model)  # as trained, not apps.inference's loader: its CPU precision would be saved too
+    except (OSError, ValueError, ImportError) as e:
+        raise InputError(model, None, f"cannot load the pipeline: {str(e).splitlines()[0]}") from None
+    if COMPONENT not in nlp.pipe_names or not hasattr(nlp.get_pipe(COMPONENT), "decode"):
+        raise InputError(model, None, f"has no bio_ner component named {COMPONENT!r}; nothing to calibrate")
+    try:
+        gold = list(DocBin().from_disk(data).get_docs(nlp.vocab))
+    except (OSError, ValueError) as e:
+        raise InputError(data, None, f"cannot read it as a .spacy file ({str(e).splitlines()[0]})") from None
+    gold_labels = {e.label_ for d in gold for e in d.ents}
+    unknown = sorted(gold_labels - set(nlp.get_pipe(COMPONENT).labels))
+    if unknown or not gold_labels:
+        why = f"labels {', '.join(unknown)} are not the model's" if unknown else "has no entities"
+        raise InputError(data, None, f"{why}: calibrate on held-out data with the model's labels")
+    rows = sweep(nlp, gold, beta=beta, batch_size=batch_size)
+    chosen = choose(rows)
+    for row in rows:
+        mark = "  <- chosen" if row is chosen else ""
+        typer.echo(f"outside_bias {row['outside_bias']:+5.2f}  P {row['p']:.4f}  R {row['r']:.4f}  "
+                   f"F1 {row['f']:.4f}  F{beta:g} {row['f_beta']:.4f}{mark}")
+    with atomic_path(output, is_dir=True) as tmp:
+        save_with_bias(nlp, chosen["outside_bias"], tmp)
+    if report is not None:
+        write_text_atomic(report, json.dumps({"data": str(data), "beta": beta, "chosen": chosen, "sweep": rows},
+                                             indent=1) + "\n")
+    typer.echo(f"Wrote {output} with outside_bias {chosen['outside_bias']:+.2f} (best F{beta:g} on {data})")

@@ -1,0 +1,123 @@
+"""The outside_bias setting of bio_ner and `tech-ner calibrate`, which chooses it on a held-out set."""
+import json
+
+import numpy
+import pytest
+import spacy
+from spacy.tokens import DocBin
+from typer.testing import CliRunner
+
+from tech_ner.evaluation.calibrate import choose, f_beta, sweep
+from tech_ner.commands.cli import app
+from tech_ner.corpus.docbin import INFO_FILE
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def nlp(tiny_pipeline):
+    return spacy.load(tiny_pipeline)
+
+
+@pytest.fixture(scope="module")
+def gold(nlp, tiny_corpus):
+    return list(DocBin().from_disk(tiny_corpus / "dev.spacy").get_docs(nlp.vocab))
+
+
+def test_outside_bias_moves_tokens_to_o_only_one_way(nlp):
+    ner = nlp.get_pipe("ner")
+    rng = numpy.random.default_rng(0)
+    for _ in range(50):
+        logits = rng.normal(size=(12, len(ner.tags))).astype("float32")
+        outside = [int((ner.decode(logits, outside_bias=b) == 0).sum()) for b in (-3, -1, 0, 1, 3, 50)]
+        assert outside == sorted(outside)  # a path's score is linear in the bias: more O never becomes fewer
+        assert outside[-1] == 12
+        assert (ner.decode(logits, outside_bias=0.0) == ner.decode(logits)).all()
+
+
+def test_outside_bias_is_checked():
+    blank = spacy.blank("en")
+    with pytest.raises(ValueError, match="outside_bias"):
+        blank.add_pipe("bio_ner", name="ner", config={"outside_bias": float("nan")})
+
+
+def test_sweep_scores_each_bias_and_choose_prefers_the_smallest_change(nlp, gold):
+    rows = sweep(nlp, gold, biases=(0.0, 100.0))
+    assert [r["outside_bias"] for r in rows] == [0.0, 100.0]
+    assert rows[1]["r"] == 0.0 and rows[1]["f"] == 0.0  # nothing is tagged against such a bias
+    tie = [{"outside_bias": 1.0, "f_beta": 0.5}, {"outside_bias": -0.5, "f_beta": 0.5}, {"outside_bias": 2.0, "f_beta": 0.4}]
+    assert choose(tie)["outside_bias"] == -0.5
+    assert f_beta(0.5, 1.0, 1.0) == pytest.approx(2 / 3)
+    assert f_beta(0.5, 1.0, 0.5) == pytest.approx(1.25 * 0.5 / (0.25 * 0.5 + 1.0))
+    assert f_beta(0.0, 0.0, 1.0) == 0.0
+
+
+def test_calibrate_writes_a_pipeline_that_loads_with_its_bias(tiny_pipeline, tiny_corpus, tmp_path):
+    out, report = tmp_path / "calibrated", tmp_path / "sweep.json"
+    res = runner.invoke(app, ["calibrate", str(tiny_pipeline), str(tiny_corpus / "dev.spacy"), "-o", str(out),
+                              "--report", str(report)])
+    assert res.exit_code == 0, res.output
+    chosen = json.loads(report.read_text())["chosen"]["outside_bias"]
+    assert f"outside_bias {chosen:+.2f}" in res.output
+    loaded = spacy.load(out)
+    assert loaded.get_pipe("ner").cfg["outside_bias"] == chosen
+    assert loaded.config["components"]["ner"]["outside_bias"] == chosen
+    original = spacy.load(tiny_pipeline)
+    original.get_pipe("ner").cfg["outside_bias"] = chosen
+    for text in ("We rewrote the parser in Rust and kept the Python bindings .", "Nobody liked the new office ."):
+        assert [(e.start, e.end) for e in loaded(text).ents] == [(e.start, e.end) for e in original(text).ents]
+    again = runner.invoke(app, ["calibrate", str(tiny_pipeline), str(tiny_corpus / "dev.spacy"), "-o", str(out)])
+    assert again.exit_code == 0, again.output  # a rerun replaces the folder it wrote, component folders and all
+
+
+def test_calibrate_picks_its_data_from_the_corpus_folder(tiny_pipeline, tiny_corpus, tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "dev.spacy").write_bytes((tiny_corpus / "dev.spacy").read_bytes())
+    (corpus / INFO_FILE).write_text(json.dumps({"embedded": False}))
+    res = runner.invoke(app, ["calibrate", str(tiny_pipeline), "--corpus-dir", str(corpus), "-o", str(tmp_path / "m")])
+    assert res.exit_code == 0, res.output
+    assert "F1 " in res.output and f"on {corpus / 'dev.spacy'}" in res.output
+    (corpus / INFO_FILE).write_text(json.dumps({"embedded": True}))
+    res = runner.invoke(app, ["calibrate", str(tiny_pipeline), "--corpus-dir", str(corpus), "-o", str(tmp_path / "w")])
+    assert res.exit_code != 0 and "wild_dev.spacy" in res.output  # the embedded corpus calibrates on the wild set
+
+
+@pytest.mark.parametrize("problem", ["labels", "beta", "keep", "both"])
+def test_calibrate_refuses_in_one_line_and_writes_nothing(problem, tiny_pipeline, tiny_corpus, tmp_path):
+    data, out, extra = tiny_corpus / "dev.spacy", tmp_path / "out", []
+    if problem == "labels":
+        nlp = spacy.blank("en")
+        doc = nlp("Rust is fast")
+        doc.ents = [doc.char_span(0, 4, label="LANGUAGE")]
+        data = tmp_path / "other.spacy"
+        DocBin(docs=[doc]).to_disk(data)
+    elif problem == "beta":
+        extra = ["--beta", "nan"]
+    elif problem == "keep":
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+    elif problem == "both":
+        extra = ["--corpus-dir", str(tiny_corpus)]
+    res = runner.invoke(app, ["calibrate", str(tiny_pipeline), str(data), "-o", str(out), *extra])
+    assert res.exit_code != 0
+    assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1, res.output
+    if problem == "keep":
+        assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    else:
+        assert not out.exists()
+
+
+def test_the_sweep_scores_what_the_whole_pipeline_predicts(nlp, gold):
+    from spacy.scorer import Scorer
+    from spacy.tokens import Doc
+    from spacy.training import Example
+
+    assert "term_rules" in nlp.pipe_names[nlp.pipe_names.index("ner") + 1:]
+    for bias in (0.0, -8.0):  # at -8 nearly every token is tagged, and term_rules drops the dangling ones
+        nlp.get_pipe("ner").cfg["outside_bias"] = bias
+        copies = [Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in gold]
+        whole = Scorer.score_spans([Example(p, g) for p, g in zip(nlp.pipe(copies), gold)], "ents")
+        nlp.get_pipe("ner").cfg["outside_bias"] = 0.0
+        (row,) = sweep(nlp, gold, biases=(bias,))
+        assert (row["p"], row["r"], row["f"]) == tuple(round(whole[k] or 0.0, 4) for k in ("ents_p", "ents_r", "ents_f"))
