@@ -277,7 +277,7 @@ def _connect(parts: SplitResult, addresses: Sequence[IPAddress], deadline: _Dead
     port = parts.port or _default_port(parts.scheme.lower())
     last: Optional[BaseException] = None
     for ip in addresses:
-        conn = cls(parts.hostname, port, ip, timeout=deadline.left())
+        conn = cls(parts.hostname or "", port, ip, timeout=deadline.left())
         try:
             conn.connect()
             return conn

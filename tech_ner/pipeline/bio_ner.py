@@ -21,7 +21,7 @@ This file imports only its sibling runtime files (relatively): the package step 
 subpackage `tech_ner.pipeline` whole inside the pipeline package (tech_ner/packaging/runtime.py).
 """
 from itertools import islice
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
 from spacy.language import Language
@@ -76,7 +76,8 @@ def build_token_classifier(
     """
     width = tok2vec.get_dim("nO") if tok2vec.has_dim("nO") else None
     output_layer = Softmax_v2(nO, width, init_W=glorot_uniform_init, normalize_outputs=False)
-    model = chain(tok2vec, with_array(chain(Dropout(dropout), output_layer)))
+    # thinc's combinator types cannot say that Dropout passes its input type through
+    model: Model = chain(tok2vec, with_array(chain(Dropout(dropout), output_layer)))  # type: ignore[arg-type]
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("output_layer", output_layer)
     return model
@@ -107,7 +108,7 @@ def build_with_token_features(
                          f"(attrs {list(attrs)}, rows {list(rows)})")
     make_embed = registry.architectures.get("spacy.MultiHashEmbed.v2")
     features = make_embed(width=width, attrs=list(attrs), rows=list(rows), include_static_vectors=False)
-    model = concatenate(tok2vec, features)
+    model: Model = concatenate(tok2vec, features)
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("features", features)
     return model
@@ -302,10 +303,10 @@ class BioNER(TrainablePipe):
         loss = 0.0
         d_scores = []
         for (ids, known), probs in zip(golds, scores):
-            target = numpy.zeros(probs.shape, dtype="float32")
+            target: Any = numpy.zeros(probs.shape, dtype="float32")
             rows = numpy.arange(len(ids))
             target[rows, ids] = 1.0
-            mask = numpy.asarray(known, dtype="float32")[:, None]
+            mask: Any = numpy.asarray(known, dtype="float32")[:, None]
             target, mask = ops.asarray2f(target), ops.asarray2f(mask)
             d_scores.append((probs - target) * mask * scale)
             gold_probs = (probs * target).sum(axis=1)
@@ -336,7 +337,8 @@ class BioNER(TrainablePipe):
 
     def finish_update(self, sgd) -> None:
         """Update the head's weights with `sgd`, its learning rate scaled by `learn_rate_scale`."""
-        self.model.finish_update(sgd if self.learn_rate_scale == 1.0 else _ScaledOptimizer(sgd, self.learn_rate_scale))
+        scaled: Any = sgd if self.learn_rate_scale == 1.0 else _ScaledOptimizer(sgd, self.learn_rate_scale)
+        self.model.finish_update(scaled)
 
     def initialize(self, get_examples: Callable[[], Iterable[Example]], *, nlp: Optional[Language] = None,
                    labels: Optional[Sequence[str]] = None) -> None:

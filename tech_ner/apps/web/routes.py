@@ -4,7 +4,7 @@ error handlers that answer JSON under /api/ and the page elsewhere.
 Each route reads what `create_app` put in `app.state`: settings, nlp, extractor, model_name, page, policy.
 """
 import logging
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple, Type
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.encoders import jsonable_encoder
@@ -75,7 +75,7 @@ async def on_crash(request: Request, exc: Exception):
     return error_response(request, 500, f"internal error ({type(exc).__name__}); the server log has the details")
 
 
-ERROR_HANDLERS = ((ServeError, on_serve_error), (StarletteHTTPException, on_http_error),
+ERROR_HANDLERS: Tuple[Tuple[Type[Exception], Callable[..., Any]], ...] = ((ServeError, on_serve_error), (StarletteHTTPException, on_http_error),
                   (RequestValidationError, on_invalid), (Exception, on_crash))
 
 
