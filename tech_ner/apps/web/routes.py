@@ -13,7 +13,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..fetch import BlockedURL, FetchError, InvalidURL, fetch, page_text
+from ..article import page_text
+from ..fetch import BlockedURL, FetchError, InvalidURL, fetch
 from .csv_table import download_name, read_csv, write_csv
 from .guards import printable_json
 from .page import limits_note, render_entities
