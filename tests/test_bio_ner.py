@@ -7,7 +7,7 @@ import spacy
 from spacy.training import Example
 
 import tech_ner.pipeline  # noqa: F401
-from tech_ner.pipeline.bio_ner import _allowed, biluo_to_tag_ids, decode_viterbi, tag_names, tags_to_spans
+from tech_ner.pipeline.tag_ids import allowed_transitions, biluo_to_tag_ids, decode_viterbi, tag_names, tags_to_spans
 
 LABELS = ["LIB", "TECH"]  # tags: O, B-LIB, I-LIB, B-TECH, I-TECH
 
@@ -33,7 +33,7 @@ def _valid(seq, start, follows):
 
 
 def test_viterbi_is_the_best_valid_sequence_by_brute_force():
-    start, follows = _allowed(LABELS)
+    start, follows = allowed_transitions(LABELS)
     rng = numpy.random.default_rng(7)
     changed = 0
     for trial in range(60):
@@ -50,7 +50,7 @@ def test_viterbi_is_the_best_valid_sequence_by_brute_force():
 
 
 def test_viterbi_repairs_an_invalid_argmax():
-    start, follows = _allowed(["TECH"])
+    start, follows = allowed_transitions(["TECH"])
     scores = numpy.log(numpy.array([[0.9, 0.05, 0.05], [0.1, 0.3, 0.6]]))  # argmax O I-TECH: invalid
     assert list(decode_viterbi(scores, start, follows)) == [0, 1]  # O B-TECH (0.9*0.3 > 0.05*0.6)
 

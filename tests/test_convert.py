@@ -185,7 +185,7 @@ BAD = [
 def test_bad_input_strict_names_file_line_and_writes_nothing(write, tmp_path, name, content, message):
     src = write(name, content)
     out = tmp_path / "out.spacy"
-    with pytest.raises(InputError, match=message) as err:
+    with pytest.raises(InputError, match=message):
         convert([src], out, strict=True)
     assert not out.exists()
     assert list(tmp_path.glob(".out*")) == []  # no temp file left behind

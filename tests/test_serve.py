@@ -15,7 +15,8 @@ import spacy
 from hypothesis import example, given, settings as hsettings, strategies as st
 
 import tech_ner.pipeline.component  # noqa: F401  (the tech_terms factory)
-from tech_ner.apps.fetch import (BlockedURL, FetchError, FetchPolicy, InvalidURL, check_url, fetch, page_text,
+from tech_ner.apps.article import page_text
+from tech_ner.apps.fetch import (BlockedURL, FetchError, FetchPolicy, InvalidURL, check_url, fetch,
                             refusal_reason)
 from tech_ner.apps.inference import split_text
 from tech_ner.apps.web.app import create_app

@@ -9,13 +9,16 @@ import pytest
 
 from .conftest import ROOT
 
-SKIP = {".git", "training", "metrics", "packages", "assets", ".pytest_cache", "__pycache__", ".hypothesis"}
+# the workflow's outputs at the top (a package folder of the same name, e.g. tech_ner/training, is code), caches anywhere
+OUTPUTS = {"training", "metrics", "packages", "assets"}
+SKIP = {".git", ".pytest_cache", "__pycache__", ".hypothesis"}
 
 
 @pytest.fixture(scope="module")
 def project_copy(tmp_path_factory):
     dest = tmp_path_factory.mktemp("project") / "en_tech_ner"
     shutil.copytree(ROOT, dest, ignore=lambda d, names: [n for n in names if n in SKIP or n.endswith(".egg-info")
+                                                        or (d == str(ROOT) and n in OUTPUTS)
                                                         or (d.endswith("corpus") and n in ("spacy", "stackoverflow"))])
     return dest
 

@@ -53,8 +53,7 @@ def count_words(text: Optional[str]) -> int:
     return len(text.split()) if text else 0
 
 
-def _pieces(record: Record, max_chars: int, max_length: int) -> List[Tuple[int, int]]:
-    text = record.text
+def _pieces(record: Record, text: str, max_chars: int, max_length: int) -> List[Tuple[int, int]]:
     pieces = text_pieces(text, max_chars)
     if len(pieces) == 1 or len(text) <= max_length:  # cutting a long text is routine; only a text the pipeline refuses is news
         return pieces
@@ -87,8 +86,8 @@ def _piece_items(chunk: List[Record], max_chars: int, max_length: int, batch_siz
     for pos, record in enumerate(chunk):
         if record.error is not None:
             continue
-        text = record.text
-        pieces = _pieces(record, max_chars, max_length)
+        text = record.text or ""  # a record without an error has its text
+        pieces = _pieces(record, text, max_chars, max_length)
         for k, (start, end) in enumerate(pieces):
             if n and n % batch_size == 0:
                 trim()
@@ -226,7 +225,7 @@ def _skip_done(records: Iterator[Record], done: int, last_id: Optional[str], par
         have = 0 if last is None else last.index + 1
         raise InputError(partial, None, f"has {done} rows but the inputs have only {have} documents: "
                                         "delete it or run without --resume")
-    if done and last_id is not None and str(last.id) != last_id:
+    if done and last is not None and last_id is not None and str(last.id) != last_id:
         raise InputError(partial, None, f"does not match the inputs: its row {done} has id {last_id!r}, but input "
                                         f"document {done} has id {str(last.id)!r}: delete it or run without --resume")
     return records

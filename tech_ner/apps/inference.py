@@ -126,7 +126,8 @@ def terms_function(nlp: Language) -> Callable[[Any], List[Any]]:
 
     for name in nlp.pipe_names:
         if nlp.get_pipe_meta(name).factory == TERMS_FACTORY:
-            return nlp.get_pipe(name).terms
+            component: Any = nlp.get_pipe(name)
+            return component.terms
     return lambda doc: collect_terms(doc.ents)
 
 

@@ -7,7 +7,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Sequence, TextIO, Tuple, Union
+from typing import Any, Iterable, Iterator, List, Optional, Sequence, TextIO, Tuple, Union
 
 
 from ..files.problems import SHOWN_CHARS, InputError, format_problem, printable
@@ -169,9 +169,15 @@ def _read_txt(source: Source, index: Iterator[int], skip: int) -> Iterator[Recor
             yield Record(i, doc_id, text)
 
 
+def _file(source: Source) -> Path:
+    if source.path is None:
+        raise ValueError(f"a {source.kind} input has a path")  # resolve_inputs gives every file input one
+    return source.path
+
+
 def _read_jsonl(source: Source, index: Iterator[int], text_field: str, id_field: str) -> Iterator[Record]:
     name = source.name
-    with open(source.path, "rb") as f:
+    with open(_file(source), "rb") as f:
         for line in decode_lines(f):
             n = line.number
             if not line.text.strip():
@@ -213,9 +219,9 @@ def _read_jsonl(source: Source, index: Iterator[int], text_field: str, id_field:
 def _read_csv(source: Source, index: Iterator[int], text_field: str, id_field: str) -> Iterator[Record]:
     """One record per CSV row, read by `textfile.csv_records` (a stray quote costs its own line, not the rows after it)."""
     name = source.name
-    with open(source.path, "rb") as f:
+    with open(_file(source), "rb") as f:
         records = csv_records(decode_lines(f))
-        header, _ = _csv_header(source.path, records)
+        header, _ = _csv_header(_file(source), records)
         text_col = header.index(text_field)
         id_col = header.index(id_field) if id_field in header else None
         row_number = 0
@@ -244,6 +250,7 @@ def _read_csv(source: Source, index: Iterator[int], text_field: str, id_field: s
 def _read_stdin(index: Iterator[int], stream: Optional[TextIO]) -> Iterator[Record]:
     stream = sys.stdin if stream is None else stream
     binary = getattr(stream, "buffer", None)
+    lines: Iterable[Line]
     if binary is None:  # a plain text stream (tests)
         lines = (Line(n, line.rstrip("\r\n")) for n, line in enumerate(stream, 1))
     else:

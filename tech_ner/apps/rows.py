@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple, Union
 
-from spacy.tokens import Doc
 
 from ..files.problems import InputError, check_output, same_file
 
@@ -17,8 +16,9 @@ PARTIAL_SUFFIX = ".partial"
 Row = Dict[str, Any]
 
 
-def doc_row(doc_id: Any, doc: Doc, terms: Callable[[Doc], List[Any]]) -> Row:
-    """RETURNS (Row): id, distinct terms, entity spans (character offsets, label, text), error None."""
+def doc_row(doc_id: Any, doc: Any, terms: Callable[[Any], List[Any]]) -> Row:
+    """doc (Doc or inference.Entities): the document, or the entities of its pieces.
+    RETURNS (Row): id, distinct terms, entity spans (character offsets, label, text), error None."""
     return {
         "id": doc_id,
         "terms": [t.text for t in terms(doc)],

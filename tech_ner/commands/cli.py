@@ -1,7 +1,5 @@
 """`tech-ner`: the project's command line, one command per step of the data path. Each command wires options to
 the package; `scripts/` holds the same commands for `spacy project run`."""
-import sys
-
 import typer
 
 from .convert import convert_command, split_command, to_bio_command
@@ -35,4 +33,4 @@ def main() -> None:  # console script entry point
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

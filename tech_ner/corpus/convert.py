@@ -38,7 +38,7 @@ class ConvertStats:
     tag_skipped_tokens: int = 0
     split_tokens: int = 0
     schemes: Dict[str, str] = field(default_factory=dict)
-    problems: Optional[Problems] = None
+    problems: Problems = field(default_factory=Problems)
     shards: List[str] = field(default_factory=list)
 
     def check_balance(self) -> None:

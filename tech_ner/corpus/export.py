@@ -43,7 +43,7 @@ def export_iob(inputs: Sequence[Path], output: Path, *, fmt: str = "two_column",
     return counts
 
 
-def split_corpus(inputs: Sequence[Path], out_dir: Path, *, ratios: Tuple[float, float, float] = (0.8, 0.1, 0.1),
+def split_corpus(inputs: Sequence[Path], out_dir: Path, *, ratios: Sequence[float] = (0.8, 0.1, 0.1),
                  seed: int = 0) -> Dict[str, int]:
     """Shuffle documents with a seed and write train/dev/test.spacy.
 

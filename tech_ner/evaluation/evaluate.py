@@ -42,7 +42,7 @@ def label_report(gold: Sequences, pred: Sequences) -> Dict[str, Dict[str, float]
     gold_ents, pred_ents = strict_entities(gold), strict_entities(pred)
     labels = sorted({e[1] for e in gold_ents} | {e[1] for e in pred_ents})
     report: Dict[str, Dict[str, float]] = {}
-    totals = Counter()
+    totals: "Counter[str]" = Counter()
     for label in labels:
         g = {e for e in gold_ents if e[1] == label}
         p = {e for e in pred_ents if e[1] == label}

@@ -66,7 +66,6 @@ def plot_training_curve(log_path: Optional[Union[str, Path]], output: Union[str,
         steps = read_training_log(log_path)
     except InputError as e:
         return str(e)
-    x = [s["step"] for s in steps]
     components = sorted({c for s in steps for c in (s.get("losses") or {})})
     fig = Figure(figsize=(7, 6))
     ax_loss, ax_f = fig.subplots(2, 1, sharex=True)
@@ -79,8 +78,8 @@ def plot_training_curve(log_path: Optional[Union[str, Path]], output: Union[str,
         ax_loss.legend()
     else:
         ax_loss.text(0.5, 0.5, "no losses in the log", ha="center", va="center", transform=ax_loss.transAxes)
-    scored = [(s["step"], (s.get("scores") or {}).get("ents_f")) for s in steps]
-    scored = [(st, f) for st, f in scored if isinstance(f, (int, float))]
+    found = [(s["step"], (s.get("scores") or {}).get("ents_f")) for s in steps]
+    scored = [(st, float(f)) for st, f in found if isinstance(f, (int, float))]
     if scored:
         scale = 100.0 if max(f for _, f in scored) <= 1.0 else 1.0
         ax_f.plot([p[0] for p in scored], [p[1] * scale for p in scored], marker=".", color="tab:green")

@@ -9,7 +9,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, cast
 
 from ..files.atomic import write_text_atomic
 from ..files.problems import InputError
@@ -241,7 +241,7 @@ def package(model: Path, output_dir: Path, *, name: str = "en_tech_ner", version
     output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         if precision == "best":
-            info = choose_precision(model, Path(test))
+            info = choose_precision(model, Path(cast(Path, test)))  # checked above
         elif precision in ("bf16", "int8"):
             info = {"chosen": precision, "acceptable": [precision, "fp32"],
                     "rule": "set with --precision; at load, fp32 on a CPU where it does not run well"}

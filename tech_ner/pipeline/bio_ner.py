@@ -21,7 +21,7 @@ This file imports only its sibling runtime files (relatively): the package step 
 subpackage `tech_ner.pipeline` whole inside the pipeline package (tech_ner/packaging/runtime.py).
 """
 from itertools import islice
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
 from spacy.language import Language
@@ -35,14 +35,13 @@ from thinc.api import (Config, Dropout, Model, Softmax_v2, chain, concatenate, g
 from thinc.types import Floats2d
 
 from .factories import register_factory_once
-from .tags import decode, parse_tag
+from .tag_ids import allowed_transitions, biluo_to_tag_ids, decode_viterbi, tag_names, tags_to_spans
 
 FACTORY_NAME = "bio_ner"
 FACTORY_VERSION = "tech_ner.bio_ner.v1"
 ARCHITECTURE = "tech_ner.TokenClassifier.v1"
 FEATURES_ARCHITECTURE = "tech_ner.WithTokenFeatures.v1"
 DECODINGS = ("viterbi", "greedy")
-OUTSIDE = "O"
 
 DEFAULT_MODEL_CONFIG = """
 [model]
@@ -76,7 +75,8 @@ def build_token_classifier(
     """
     width = tok2vec.get_dim("nO") if tok2vec.has_dim("nO") else None
     output_layer = Softmax_v2(nO, width, init_W=glorot_uniform_init, normalize_outputs=False)
-    model = chain(tok2vec, with_array(chain(Dropout(dropout), output_layer)))
+    # thinc's combinator types cannot say that Dropout passes its input type through
+    model: Model = chain(tok2vec, with_array(chain(Dropout(dropout), output_layer)))  # type: ignore[arg-type]
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("output_layer", output_layer)
     return model
@@ -107,94 +107,10 @@ def build_with_token_features(
                          f"(attrs {list(attrs)}, rows {list(rows)})")
     make_embed = registry.architectures.get("spacy.MultiHashEmbed.v2")
     features = make_embed(width=width, attrs=list(attrs), rows=list(rows), include_static_vectors=False)
-    model = concatenate(tok2vec, features)
+    model: Model = concatenate(tok2vec, features)
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("features", features)
     return model
-
-
-def tag_names(labels: Sequence[str]) -> List[str]:
-    """The IOB2 tags for `labels`: O first, then B- and I- of each label in order."""
-    return [OUTSIDE] + [f"{prefix}-{label}" for label in labels for prefix in ("B", "I")]
-
-
-def _allowed(labels: Sequence[str]) -> Tuple[numpy.ndarray, numpy.ndarray]:
-    """Which tags may start a sequence, and which may follow which, in IOB2 (I-X only after B-X or I-X)."""
-    n_tags = 1 + 2 * len(labels)
-    start = numpy.ones(n_tags, dtype=bool)
-    follows = numpy.ones((n_tags, n_tags), dtype=bool)
-    for k in range(len(labels)):
-        inside = 2 + 2 * k
-        start[inside] = False
-        follows[:, inside] = False
-        follows[inside - 1, inside] = follows[inside, inside] = True
-    return start, follows
-
-
-def _log_softmax(scores: numpy.ndarray) -> numpy.ndarray:
-    shifted = scores - scores.max(axis=1, keepdims=True)
-    return shifted - numpy.log(numpy.exp(shifted).sum(axis=1, keepdims=True))
-
-
-def decode_viterbi(scores: numpy.ndarray, start: numpy.ndarray, follows: numpy.ndarray) -> numpy.ndarray:
-    """The valid IOB2 tag sequence with the highest total log-probability.
-
-    scores (numpy.ndarray): (n_tokens, n_tags) logits or log-probabilities.
-    start, follows: from `_allowed`.
-    RETURNS (numpy.ndarray): (n_tokens,) tag indices.
-    """
-    guess = scores.argmax(axis=1)
-    if len(guess) == 0 or (start[guess[0]] and follows[guess[:-1], guess[1:]].all()):
-        return guess  # the unconstrained best is valid, hence the best valid sequence
-    logp = _log_softmax(scores.astype("float64"))
-    blocked = numpy.where(follows, 0.0, -numpy.inf)
-    best = logp[0] + numpy.where(start, 0.0, -numpy.inf)
-    back = numpy.zeros(logp.shape, dtype="int64")
-    for i in range(1, len(logp)):
-        candidates = best[:, None] + blocked
-        back[i] = candidates.argmax(axis=0)
-        best = candidates.max(axis=0) + logp[i]
-    path = numpy.empty(len(logp), dtype="int64")
-    path[-1] = best.argmax()
-    for i in range(len(logp) - 1, 0, -1):
-        path[i - 1] = back[i, path[i]]
-    return path
-
-
-def tags_to_spans(tag_ids: Iterable[int], labels: Sequence[str]) -> List[Tuple[int, int, str]]:
-    """Token spans (start, end, label) of an IOB2 tag-index sequence, read by `tags.decode`: a stray I-X starts
-    an entity (seqeval's lenient reading), so no predicted tag is lost."""
-    names = tag_names(labels)
-    tags = [names[int(t)] for t in tag_ids]
-    spans, _, _ = decode([parse_tag(t) for t in tags], tags)
-    return spans
-
-
-def biluo_to_tag_ids(tags: Sequence[Optional[str]], index: Dict[str, int]) -> Tuple[List[int], List[bool]]:
-    """Gold BILUO tags (from `Example.get_aligned_ner`) as IOB2 tag indices and a mask of known tags.
-
-    Missing or misaligned tokens (None, "-", "") are masked out. A label the component does not know raises.
-    """
-    ids, known = [], []
-    for tag in tags:
-        if tag is None or tag in ("-", ""):
-            ids.append(0)
-            known.append(False)
-            continue
-        if tag == OUTSIDE:
-            ids.append(0)
-        else:
-            prefix, label = tag.split("-", 1)
-            name = ("B-" if prefix in ("B", "U") else "I-") + label
-            if name not in index:
-                raise ValueError(
-                    f"[bio_ner] the training data has entity label {label!r}, which this component was not "
-                    f"initialized with ({', '.join(sorted({n[2:] for n in index if n != OUTSIDE}))}): "
-                    f"initialize it on data with every label, or map the label at conversion (--map)"
-                )
-            ids.append(index[name])
-        known.append(True)
-    return ids, known
 
 
 class BioNER(TrainablePipe):
@@ -264,7 +180,7 @@ class BioNER(TrainablePipe):
 
     def _constraints(self) -> Tuple[numpy.ndarray, numpy.ndarray]:
         if self._decode_cache is None or self._decode_cache[0] != self.labels:
-            self._decode_cache = (self.labels, *_allowed(self.labels))
+            self._decode_cache = (self.labels, *allowed_transitions(self.labels))
         return self._decode_cache[1], self._decode_cache[2]
 
     def predict(self, docs: Iterable[Doc]) -> List[numpy.ndarray]:
@@ -314,10 +230,10 @@ class BioNER(TrainablePipe):
         loss = 0.0
         d_scores = []
         for (ids, known), probs in zip(golds, scores):
-            target = numpy.zeros(probs.shape, dtype="float32")
+            target: Any = numpy.zeros(probs.shape, dtype="float32")
             rows = numpy.arange(len(ids))
             target[rows, ids] = 1.0
-            mask = numpy.asarray(known, dtype="float32")[:, None]
+            mask: Any = numpy.asarray(known, dtype="float32")[:, None]
             target, mask = ops.asarray2f(target), ops.asarray2f(mask)
             d_scores.append((probs - target) * mask * scale)
             gold_probs = (probs * target).sum(axis=1)
@@ -348,7 +264,8 @@ class BioNER(TrainablePipe):
 
     def finish_update(self, sgd) -> None:
         """Update the head's weights with `sgd`, its learning rate scaled by `learn_rate_scale`."""
-        self.model.finish_update(sgd if self.learn_rate_scale == 1.0 else _ScaledOptimizer(sgd, self.learn_rate_scale))
+        scaled: Any = sgd if self.learn_rate_scale == 1.0 else _ScaledOptimizer(sgd, self.learn_rate_scale)
+        self.model.finish_update(scaled)
 
     def initialize(self, get_examples: Callable[[], Iterable[Example]], *, nlp: Optional[Language] = None,
                    labels: Optional[Sequence[str]] = None) -> None:

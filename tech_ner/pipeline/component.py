@@ -157,7 +157,7 @@ class TokenIsTechGetter(_Getter):
         return token.ent_iob in (1, 3) and self._wanted(token.ent_type_)
 
 
-def _is_registered(cls: type, name: str, getter: "_Getter") -> bool:
+def _is_registered(cls: Any, name: str, getter: "_Getter") -> bool:
     """Whether `cls._.name` is already registered with `getter`'s definition.
 
     RETURNS (bool): True if so, False if the name is free.
@@ -176,7 +176,7 @@ def _is_registered(cls: type, name: str, getter: "_Getter") -> bool:
     )
 
 
-def _register_all(extensions: List[Tuple[type, str, "_Getter"]]) -> None:
+def _register_all(extensions: List[Tuple[Any, str, "_Getter"]]) -> None:
     """Register each `(cls, name, getter)` once; check them all first so a
     conflict leaves nothing half-registered."""
     todo = [(cls, name, getter) for cls, name, getter in extensions if not _is_registered(cls, name, getter)]

@@ -147,7 +147,7 @@ def best_here(acceptable: List[str]) -> Tuple[str, str]:
     acceptable (List[str]): Precisions measured acceptable at packaging, fastest first.
     RETURNS (Tuple[str, str]): The precision and why it was chosen.
     """
-    passed_over = []
+    passed_over: List[Tuple[str, str]] = []
     for precision in acceptable:
         why_not = unfit_here(precision)
         if why_not is None:

@@ -81,7 +81,7 @@ def get_sentence_windows(docs: Iterable[Doc], window: int, stride: int) -> List[
     return out
 
 
-@registry.span_getters("tech_ner.SentenceWindows.v1")
+@registry.span_getters("tech_ner.SentenceWindows.v1")  # type: ignore[attr-defined]  # spacy-transformers adds it
 def configure_sentence_windows(window: int = 128, stride: int = 96) -> Callable[[List[Doc]], List[List[Span]]]:
     """Pack sentences into spans of at most `window` tokens; long sentences get strided windows.
 

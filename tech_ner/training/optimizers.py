@@ -63,7 +63,7 @@ def configure_layer_decay_adam(
     beta2=ADAM_DEFAULTS["beta2"],
     eps=ADAM_DEFAULTS["eps"],
     grad_clip=ADAM_DEFAULTS["grad_clip"],
-    L2_is_weight_decay: bool = ADAM_DEFAULTS["L2_is_weight_decay"],
+    L2_is_weight_decay: bool = bool(ADAM_DEFAULTS["L2_is_weight_decay"]),
     use_averages: bool = True,
     layer_decay: float = 1.0,
 ) -> LayerDecayAdam:

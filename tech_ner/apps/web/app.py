@@ -65,10 +65,12 @@ def create_app(model: Union[str, Path, Language], *, settings: Optional[ServeSet
     RETURNS (FastAPI): The app.
     """
     settings = settings or ServeSettings()
-    loaded = hasattr(model, "pipe_names")
-    nlp = model if loaded else load_pipeline(model, clean_docs=False)
+    if isinstance(model, (str, Path)):
+        nlp, source = load_pipeline(model, clean_docs=False), model
+    else:
+        nlp, source = model, None
     extractor = Extractor(nlp, batch_size=settings.batch_size, piece_chars=settings.piece_chars)
-    model_name = pipeline_name(nlp, None if loaded else model)
+    model_name = pipeline_name(nlp, source)
 
     @asynccontextmanager
     async def lifespan(app):

@@ -207,14 +207,14 @@ def read_csv(data: bytes, *, column: str = "text", max_rows: int = 10_000, max_t
     """
     bom = data.startswith(codecs.BOM_UTF8)
     lines = decode_lines(split_lines(data[len(codecs.BOM_UTF8):] if bom else data))
-    if lines and lines[0] is None:
+    header_line = lines[0] if lines else ""
+    if header_line is None:
         raise ServeError(422, "CSV line 1 (the header) is neither UTF-8 nor Windows-1252 text")
-    if not lines or not lines[0].strip():
+    if not header_line.strip():
         raise ServeError(400, f"the CSV file has no header row; it needs a {column!r} column")
-    first_line = lines[0]
-    if "\x00" in first_line:
+    if "\x00" in header_line:
         raise ServeError(422, "the CSV file contains NUL bytes in its header: is it a binary file?")
-    first_line = first_line.rstrip("\r\n")
+    first_line = header_line.rstrip("\r\n")
     wanted = column.strip().casefold()
     delimiter, index, header = ",", -1, _fields_alone(first_line, ",")
     for candidate in CSV_DELIMITERS:
@@ -237,7 +237,7 @@ def read_csv(data: bytes, *, column: str = "text", max_rows: int = 10_000, max_t
     if csv.field_size_limit() < max_text_chars + 1:
         csv.field_size_limit(max_text_chars + 1)
     table = CsvTable(header=header, rows=[], text_index=index, delimiter=delimiter, bom=bom,
-                     lineterminator=re.search(r"\r\n|\n|\r|$", lines[0]).group() or "\n")
+                     lineterminator=header_line[len(first_line):] or "\n")
     for record in csv_records(lines[1:], delimiter=delimiter, n_fields=len(header)):
         if len(table.rows) >= max_rows:
             raise ServeError(413, f"the CSV has more than {max_rows} rows (the server's --max-csv-rows)")

@@ -4,7 +4,7 @@ error handlers that answer JSON under /api/ and the page elsewhere.
 Each route reads what `create_app` put in `app.state`: settings, nlp, extractor, model_name, page, policy.
 """
 import logging
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple, Type
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.encoders import jsonable_encoder
@@ -13,7 +13,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..fetch import BlockedURL, FetchError, InvalidURL, fetch, page_text
+from ..article import page_text
+from ..fetch import BlockedURL, FetchError, InvalidURL, fetch
 from .csv_table import download_name, read_csv, write_csv
 from .guards import printable_json
 from .page import limits_note, render_entities
@@ -75,7 +76,7 @@ async def on_crash(request: Request, exc: Exception):
     return error_response(request, 500, f"internal error ({type(exc).__name__}); the server log has the details")
 
 
-ERROR_HANDLERS = ((ServeError, on_serve_error), (StarletteHTTPException, on_http_error),
+ERROR_HANDLERS: Tuple[Tuple[Type[Exception], Callable[..., Any]], ...] = ((ServeError, on_serve_error), (StarletteHTTPException, on_http_error),
                   (RequestValidationError, on_invalid), (Exception, on_crash))
 
 

@@ -1,5 +1,5 @@
 """The JSON API's request and response models (the schema at /openapi.json is built from them)."""
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from pydantic import BaseModel, Field
 
@@ -58,6 +58,6 @@ ERROR_DESCRIPTIONS = {400: "A required column is missing", 413: "Too large: body
                       503: "The request took longer than the server's --request-timeout"}
 
 
-def errors(*codes: int) -> Dict[int, Dict[str, Any]]:
+def errors(*codes: int) -> Dict[Union[int, str], Dict[str, Any]]:
     """RETURNS (Dict[int, Dict[str, Any]]): The documented error answers of a route, for `responses=`."""
     return {c: {"model": ErrorOut, "description": ERROR_DESCRIPTIONS[c]} for c in codes}
