@@ -1,7 +1,7 @@
 """`tech-ner calibrate`: choose a trained pipeline's outside_bias on a held-out set and write the pipeline with it."""
 import json
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import typer
 
@@ -46,7 +46,7 @@ def calibrate_command(
     if (data is None) == (corpus_dir is None):
         raise InputError(None, None, "give the held-out DATA file or --corpus-dir, not both")
     if data is None:
-        data, default_beta = calibration_data(Path(corpus_dir))
+        data, default_beta = calibration_data(Path(str(corpus_dir)))
     else:
         default_beta = 1.0
     beta = default_beta if beta is None else beta
@@ -68,7 +68,8 @@ def calibrate_command(
     except (OSError, ValueError) as e:
         raise InputError(data, None, f"cannot read it as a .spacy file ({str(e).splitlines()[0]})") from None
     gold_labels = {e.label_ for d in gold for e in d.ents}
-    unknown = sorted(gold_labels - set(nlp.get_pipe(COMPONENT).labels))
+    ner: Any = nlp.get_pipe(COMPONENT)
+    unknown = sorted(gold_labels - set(ner.labels))
     if unknown or not gold_labels:
         why = f"labels {', '.join(unknown)} are not the model's" if unknown else "has no entities"
         raise InputError(data, None, f"{why}: calibrate on held-out data with the model's labels")

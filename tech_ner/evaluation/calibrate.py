@@ -12,11 +12,11 @@ Calibrate on a set that was not used for training and is not the test split: the
 "wild" dev set (another hand's text, in registers the training corpus lacks); own data uses its dev split.
 """
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 from spacy.language import Language
 from spacy.scorer import Scorer
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc
 from spacy.training import Example
 from thinc.api import Config
 
@@ -37,8 +37,8 @@ def _logits(nlp: Language, gold_docs: Sequence[Doc], batch_size: int) -> Tuple[L
     copies = (Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in gold_docs)
     with nlp.select_pipes(enable=before):
         docs = list(nlp.pipe(copies, batch_size=batch_size))
-    ner = nlp.get_pipe(COMPONENT)
-    logits = []
+    ner: Any = nlp.get_pipe(COMPONENT)  # a BioNER: decode, set_annotations, model
+    logits: List[Any] = []
     for i in range(0, len(docs), batch_size):
         batch = docs[i : i + batch_size]
         logits.extend(ner.model.ops.to_numpy(s) for s in ner.model.predict(batch))
@@ -48,7 +48,7 @@ def _logits(nlp: Language, gold_docs: Sequence[Doc], batch_size: int) -> Tuple[L
 def sweep(nlp: Language, gold_docs: Sequence[Doc], *, biases: Sequence[float] = BIASES, beta: float = 1.0,
           batch_size: int = 64) -> List[Dict]:
     """Entity precision, recall, F1 and F-beta (spaCy's scorer) for each bias, on `gold_docs`."""
-    ner = nlp.get_pipe(COMPONENT)
+    ner: Any = nlp.get_pipe(COMPONENT)
     after = [nlp.get_pipe(name) for name in nlp.pipe_names[nlp.pipe_names.index(COMPONENT) + 1:]]
     docs, logits = _logits(nlp, gold_docs, batch_size)
     rows = []
@@ -74,7 +74,8 @@ def choose(rows: Sequence[Dict]) -> Dict:
 
 def save_with_bias(nlp: Language, bias: float, output: Path) -> None:
     """Write the pipeline to `output` with `outside_bias` set in the component and in config.cfg."""
-    nlp.get_pipe(COMPONENT).cfg["outside_bias"] = float(bias)
+    ner: Any = nlp.get_pipe(COMPONENT)
+    ner.cfg["outside_bias"] = float(bias)
     nlp.to_disk(output)
     config_path = Path(output) / "config.cfg"
     config = Config().from_disk(config_path, interpolate=False)
