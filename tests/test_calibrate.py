@@ -45,8 +45,12 @@ def test_sweep_scores_each_bias_and_choose_prefers_the_smallest_change(nlp, gold
     rows = sweep(nlp, gold, biases=(0.0, 100.0))
     assert [r["outside_bias"] for r in rows] == [0.0, 100.0]
     assert rows[1]["r"] == 0.0 and rows[1]["f"] == 0.0  # nothing is tagged against such a bias
-    tie = [{"outside_bias": 1.0, "f_beta": 0.5}, {"outside_bias": -0.5, "f_beta": 0.5}, {"outside_bias": 2.0, "f_beta": 0.4}]
-    assert choose(tie)["outside_bias"] == -0.5
+    tie = [{"outside_bias": 1.0, "f_beta": 0.5, "p": 0.6}, {"outside_bias": -0.5, "f_beta": 0.5, "p": 0.5},
+           {"outside_bias": 2.0, "f_beta": 0.4, "p": 0.9}]
+    assert choose(tie) == (tie[1], True)
+    assert choose(tie, min_precision=0.55) == (tie[0], True)  # the best F among the precise enough
+    assert choose(tie, min_precision=0.85) == (tie[2], True)
+    assert choose(tie, min_precision=0.95) == (tie[1], False)  # none is: the best overall, and it says so
     assert f_beta(0.5, 1.0, 1.0) == pytest.approx(2 / 3)
     assert f_beta(0.5, 1.0, 0.5) == pytest.approx(1.25 * 0.5 / (0.25 * 0.5 + 1.0))
     assert f_beta(0.0, 0.0, 1.0) == 0.0
@@ -78,12 +82,17 @@ def test_calibrate_picks_its_data_from_the_corpus_folder(tiny_pipeline, tiny_cor
     res = runner.invoke(app, ["calibrate", str(tiny_pipeline), "--corpus-dir", str(corpus), "-o", str(tmp_path / "m")])
     assert res.exit_code == 0, res.output
     assert "F1 " in res.output and f"on {corpus / 'dev.spacy'}" in res.output
+    assert "precision >=" not in res.output  # own data: no precision floor
     (corpus / INFO_FILE).write_text(json.dumps({"embedded": True}))
     res = runner.invoke(app, ["calibrate", str(tiny_pipeline), "--corpus-dir", str(corpus), "-o", str(tmp_path / "w")])
     assert res.exit_code != 0 and "wild_dev.spacy" in res.output  # the embedded corpus calibrates on the wild set
+    (corpus / "wild_dev.spacy").write_bytes((tiny_corpus / "dev.spacy").read_bytes())
+    res = runner.invoke(app, ["calibrate", str(tiny_pipeline), "--corpus-dir", str(corpus), "-o", str(tmp_path / "w")])
+    assert res.exit_code == 0, res.output
+    assert "with precision >= 0.85" in res.output or "no bias reaches precision 0.85" in res.output
 
 
-@pytest.mark.parametrize("problem", ["labels", "beta", "keep", "both"])
+@pytest.mark.parametrize("problem", ["labels", "beta", "floor", "keep", "both"])
 def test_calibrate_refuses_in_one_line_and_writes_nothing(problem, tiny_pipeline, tiny_corpus, tmp_path):
     data, out, extra = tiny_corpus / "dev.spacy", tmp_path / "out", []
     if problem == "labels":
@@ -94,6 +103,8 @@ def test_calibrate_refuses_in_one_line_and_writes_nothing(problem, tiny_pipeline
         DocBin(docs=[doc]).to_disk(data)
     elif problem == "beta":
         extra = ["--beta", "nan"]
+    elif problem == "floor":
+        extra = ["--min-precision", "1.5"]
     elif problem == "keep":
         out.mkdir()
         (out / "notes.txt").write_text("mine")

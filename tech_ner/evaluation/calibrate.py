@@ -67,9 +67,15 @@ def sweep(nlp: Language, gold_docs: Sequence[Doc], *, biases: Sequence[float] = 
     return rows
 
 
-def choose(rows: Sequence[Dict]) -> Dict:
-    """The row with the best F-beta; among equals, the bias nearest 0 (the model as trained)."""
-    return max(rows, key=lambda row: (row["f_beta"], -abs(row["outside_bias"])))
+def choose(rows: Sequence[Dict], min_precision: float = 0.0) -> Tuple[Dict, bool]:
+    """The row with the best F-beta among those whose precision reaches `min_precision` (all rows when none
+    does); among equals, the bias nearest 0 (the model as trained).
+
+    RETURNS (Tuple[Dict, bool]): The row, and whether it reaches `min_precision`.
+    """
+    eligible = [row for row in rows if row["p"] >= min_precision]
+    best = max(eligible or rows, key=lambda row: (row["f_beta"], -abs(row["outside_bias"])))
+    return best, bool(eligible)
 
 
 def save_with_bias(nlp: Language, bias: float, output: Path) -> None:
