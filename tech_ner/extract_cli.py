@@ -71,6 +71,14 @@ def extract_command(
     strict: bool = typer.Option(False, "--strict", help="Exit 1 on the first malformed line or row and write no output"),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from OUTPUT.partial"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress on stderr (documents/s, words/s)"),
+    engine: str = typer.Option("local", "--engine", help="local (this process) or ray: a Ray cluster writes OUTPUT as a "
+                                                         "folder of shards (needs the distributed extra)"),
+    address: Optional[str] = typer.Option(None, "--address", help="ray: auto or ray://HOST:10001 (default: a local Ray)"),
+    workers: int = typer.Option(1, "--workers", min=1, help="ray: actors, each with the pipeline loaded once"),
+    cpus_per_worker: float = typer.Option(1, "--cpus-per-worker", help="ray: CPUs (torch threads) per actor"),
+    gpus_per_worker: float = typer.Option(0, "--gpus-per-worker", help="ray: GPUs per actor"),
+    out_format: str = typer.Option("parquet", "--format", help="ray: shard format, parquet or jsonl"),
+    block_records: int = typer.Option(500, "--block-records", min=1, help="ray: records per shard (about)"),
 ):
     """Extract the technology terms of every document: one row per input document, in input order,
     with its id, distinct terms and entity spans (character offsets and labels)."""
@@ -78,6 +86,16 @@ def extract_command(
 
     if precision is not None and precision not in PRECISION_CHOICES:
         raise InputError(None, None, f"--precision {precision!r}: expected one of {', '.join(PRECISION_CHOICES)}")
+    if engine not in ("local", "ray"):
+        raise InputError(None, None, f"--engine {engine!r}: expected local or ray")
+    if engine == "ray":
+        from .distributed import run_command
+
+        return run_command(inputs, output, model=model, text_field=text_field, id_field=id_field, batch_size=batch_size,
+                           precision=precision, max_length=max_length, max_piece_chars=max_piece_chars, strict=strict,
+                           resume=resume, progress=progress, address=address, workers=workers, gpus_per_worker=gpus_per_worker,
+                           cpus_per_worker=cpus_per_worker, fmt=out_format, block_records=block_records, n_process=n_process,
+                           gpu_id=gpu_id)
     output_format(output)  # check the cheap things before loading the model
     check_paths(output, resolve_inputs(inputs, text_field=text_field))
     partial = partial_path(output)
