@@ -187,11 +187,11 @@ def test_parquet_in_and_out_and_the_library_class(ray_local, tiny_pipeline, tmp_
     assert same_rows(rows, reference)
     assert pq.read_schema(next((tmp_path / "out").glob("shard-*.parquet"))) == dist.row_schema()
 
-    # a user's own program: the batch-inference class on a dataset, ids kept as they are (here integers)
+    # a user's own program, as the README shows it: ids kept as they are (here integers), written by Ray Data
     ds = ray.data.from_items([{"id": i, "text": None if i == 6 else t} for i, t in enumerate(texts)])
-    got = ds.map_batches(dist.TermExtractor, fn_constructor_kwargs={"model": str(tiny_pipeline)}, batch_size=4,
-                         batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=1), num_cpus=1).take_all()
-    got = sorted(got, key=lambda r: r["id"])
+    ds.map_batches(dist.TermExtractor, fn_constructor_kwargs={"model": str(tiny_pipeline)}, batch_size=4,
+                   compute=ray.data.ActorPoolStrategy(size=1), num_cpus=1).write_parquet(str(tmp_path / "lib"))
+    got = sorted(pq.read_table(tmp_path / "lib").to_pylist(), key=lambda r: r["id"])
     assert [r["id"] for r in got] == list(range(11))
     assert [r["terms"] for r in got] == [r["terms"] for r in reference]
     assert [r["spans"] for r in got] == [r["spans"] for r in reference]
