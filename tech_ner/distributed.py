@@ -249,12 +249,7 @@ def resolve_files(inputs: Sequence[str], *, text_field: str = "text") -> List[In
             raise InputError(None, None, "--engine ray reads files, folders or globs, not stdin (-): save the input "
                                          "to a .jsonl file first")
         pattern = _GLOB_CHARS.search(raw)
-        base, rest = raw, ""
-        if pattern is not None:  # the folder before the first wildcard is listed, and the rest matched
-            head = raw[:pattern.start()]
-            folder = head.rsplit("/", 1)[0] if "/" in head else None
-            base = "." if folder is None else folder or "/"
-            rest = raw if folder is None else raw[len(folder) + 1:]
+        base, rest = _glob_base(raw)
         filesystem, base_path, scheme = _filesystem(base)
         info = filesystem.get_file_info(base_path)
         if pattern is None and info.type == fs.FileType.File:
@@ -289,6 +284,29 @@ def resolve_files(inputs: Sequence[str], *, text_field: str = "text") -> List[In
             location = base if scheme else path
             files.append(InputFile(location, path, kind, name, doc_id, filesystem.get_file_info(path).size))
     return files
+
+
+def _glob_base(raw: str) -> Tuple[str, str]:
+    """RETURNS (Tuple[str, str]): The folder before a glob's first wildcard (listed) and the rest (matched);
+    (raw, "") for a plain path."""
+    pattern = _GLOB_CHARS.search(raw)
+    if pattern is None:
+        return raw, ""
+    head = raw[:pattern.start()]
+    if "/" not in head:
+        return ".", raw
+    folder = head.rsplit("/", 1)[0]
+    return folder or "/", raw[len(folder) + 1:]
+
+
+def _check_output_outside(output: str, inputs: Sequence[str], files: Sequence[InputFile]) -> None:
+    """Refuse a local output that is an input, or lies in a folder the input lists (the next run would read the shards)."""
+    same_file(output, [f.path for f in files if "://" not in f.location])
+    out = Path(output).resolve()
+    for raw in inputs:
+        listed = Path(_glob_base(str(raw))[0])
+        if "://" not in str(raw) and listed.is_dir() and (out == listed.resolve() or listed.resolve() in out.parents):
+            raise InputError(output, None, f"is inside the input folder {listed}: choose an output folder outside it")
 
 
 def _open(location: str, path: str, offset: int = 0):
@@ -510,8 +528,9 @@ def _write_rows(path: str, rows: Sequence[Row], fmt: str, filesystem) -> None:
         return
     if filesystem is None:
         with open(path, "w", encoding="utf-8", newline="") as f:
+            writer = JsonlRowWriter(f)
             for row in rows:
-                JsonlRowWriter(f).write(row)
+                writer.write(row)
         return
     with filesystem.open_output_stream(path) as f:
         f.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode("utf-8"))
@@ -661,11 +680,7 @@ def extract_distributed(model: str, inputs: Sequence[str], output: str, *, fmt: 
     ray = require_ray()
     files = resolve_files(inputs, text_field=text_field)
     if not _is_remote(output):
-        same_file(output, [f.path for f in files if not _is_remote(f.location)])
-        out = Path(output).resolve()
-        for raw in inputs:
-            if "://" not in str(raw) and Path(raw).is_dir() and (out == Path(raw).resolve() or Path(raw).resolve() in out.parents):
-                raise InputError(output, None, f"is inside the input folder {raw}: choose an output folder outside it")
+        _check_output_outside(output, inputs, files)
     blocks = plan_blocks(files, block_records=block_records, text_field=text_field, id_field=id_field)
     shards = [b["shard"] for b in blocks]
     done = set(_prepare_output(output, shards, fmt, resume))
@@ -739,6 +754,9 @@ def run_command(inputs: Sequence[str], output, *, model: str, fmt: str, strict: 
                    f"{summary['words'] / max(summary['seconds'], 1e-9):,.0f} words/s)", err=True)
 
     require_ray()
+    import logging
+
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # the summary line below says what the run did
     if progress:
         typer.echo("planning the shards, then starting Ray ...", err=True)
     stats = extract_distributed(model, inputs, str(output), fmt=fmt, on_shard=shown if progress else None, **options)

@@ -54,7 +54,8 @@ class _Progress:
 def extract_command(
     inputs: List[str] = typer.Argument(..., help=".txt files or folders of them (one document per file), .jsonl, "
                                                  ".csv, or - for stdin (one document per line)"),
-    output: Path = typer.Option(..., "--output", "-o", help="X.csv or X.jsonl: one row per input document, in input order"),
+    output: Path = typer.Option(..., "--output", "-o", help="X.csv or X.jsonl: one row per input document, in input order "
+                                                             "(--engine ray: a folder of shards)"),
     model: str = typer.Option("training/model-best", "--model", "-m", help="Pipeline package name or folder"),
     text_field: str = typer.Option("text", "--text-field", help="JSONL field / CSV column with the text"),
     id_field: str = typer.Option("id", "--id-field", help="JSONL field / CSV column with the id (else the line or row number)"),

@@ -276,5 +276,7 @@ def test_refuses_a_folder_holding_other_files(corpus, tmp_path):
     res = run(corpus / "docs.jsonl", "-o", out, "--engine", "ray")
     assert res.exit_code == 1 and "holds files this tool did not write (notes.txt)" in res.stderr
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
-    res = run(corpus / "txt", "-o", corpus / "txt" / "out", "--engine", "ray")
-    assert res.exit_code == 1 and "inside the input folder" in res.stderr
+    for source, target in ((corpus / "txt", corpus / "txt" / "out"), (f"{corpus}/*.jsonl", corpus / "out")):
+        res = run(source, "-o", target, "--engine", "ray")
+        assert res.exit_code == 1 and "inside the input folder" in res.stderr, res.output
+        assert not target.exists()
