@@ -199,12 +199,16 @@ def test_parquet_in_and_out_and_the_library_class(ray_local, tiny_pipeline, tmp_
 
 
 def _actor_pids():
+    """The ShardWriter actors of the Ray this test process started (its descendants only: never another's)."""
     import psutil
 
     pids = []
-    for proc in psutil.process_iter(["cmdline"]):
-        if "ShardWriter" in " ".join(proc.info["cmdline"] or []):
-            pids.append(proc.pid)
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if "ShardWriter" in " ".join(proc.cmdline()):
+                pids.append(proc.pid)
+        except psutil.Error:  # ended meanwhile
+            continue
     return pids
 
 
