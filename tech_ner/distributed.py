@@ -248,12 +248,12 @@ def resolve_files(inputs: Sequence[str], *, text_field: str = "text") -> List[In
         if raw == "-":
             raise InputError(None, None, "--engine ray reads files, folders or globs, not stdin (-): save the input "
                                          "to a .jsonl file first")
-        pattern = _GLOB_CHARS.search(raw)
         base, rest = _glob_base(raw)
+        pattern = rest or None
         filesystem, base_path, scheme = _filesystem(base)
         info = filesystem.get_file_info(base_path)
         if pattern is None and info.type == fs.FileType.File:
-            found = [(base_path, raw if scheme else str(Path(raw)), raw)]
+            found = [(base_path, raw if scheme else str(Path(raw)), raw, info.size)]
         elif pattern is None and info.type != fs.FileType.Directory:
             raise InputError(raw, None, "no such file or folder")
         else:
@@ -271,10 +271,10 @@ def resolve_files(inputs: Sequence[str], *, text_field: str = "text") -> List[In
                     continue
                 rel = os.path.relpath(item.path, inner).replace(os.sep, "/")
                 name = f"{scheme}{item.path}" if scheme else str(Path(base) / rel)
-                found.append((item.path, name, rel))
+                found.append((item.path, name, rel, item.size))
             if not found:
                 raise InputError(raw, None, "no .jsonl, .csv, .parquet or .txt files here")
-        for path, name, doc_id in found:
+        for path, name, doc_id, size in found:
             kind = KINDS.get(Path(path).suffix.lower())
             if kind is None:
                 raise InputError(raw, None, f"unknown input type {Path(path).suffix or '(no suffix)'!r}: expected "
@@ -282,15 +282,15 @@ def resolve_files(inputs: Sequence[str], *, text_field: str = "text") -> List[In
             if scheme is None and kind != "parquet":
                 resolve_inputs([name], text_field=text_field)  # the single-host checks, with their messages
             location = base if scheme else path
-            files.append(InputFile(location, path, kind, name, doc_id, filesystem.get_file_info(path).size))
+            files.append(InputFile(location, path, kind, name, doc_id, size))
     return files
 
 
 def _glob_base(raw: str) -> Tuple[str, str]:
     """RETURNS (Tuple[str, str]): The folder before a glob's first wildcard (listed) and the rest (matched);
-    (raw, "") for a plain path."""
+    (raw, "") for a plain path, or for a local path that exists as it is written (a file named "a[1].txt")."""
     pattern = _GLOB_CHARS.search(raw)
-    if pattern is None:
+    if pattern is None or "://" not in raw and os.path.exists(raw):
         return raw, ""
     head = raw[:pattern.start()]
     if "/" not in head:

@@ -119,6 +119,12 @@ def test_blocks_read_the_single_host_records(corpus, block_records):
     assert blocks == records_of(inputs_of(corpus), block_records)[0]  # deterministic names
 
 
+def test_a_glob_reads_what_it_matches(corpus):
+    assert records_of([f"{corpus}/*.jsonl"], 5)[1] == single_records([corpus / "docs.jsonl"])
+    files = dist.resolve_files([f"{corpus}/txt/sub*/*.txt"])
+    assert [f.doc_id for f in files] == ["sub/t1.txt", "sub/t3.txt", "sub-x/t.txt"]
+
+
 LINE_PARTS = ['{"id": 1, "text": "a"}', '{"text": "b\\u00e9"}', "", "  ", "{bad", '"x,y"', "a,b", 'q,"open', 'z,"',
               "\ufeff{}", "p,r", '{"id": "\\u00ff", "text": "c"}']
 
