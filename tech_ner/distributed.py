@@ -403,7 +403,9 @@ def plan_blocks(files: Sequence[InputFile], *, block_records: int = DEFAULT_BLOC
     blocks: List[Dict[str, Any]] = []
 
     def add(file_no: int, file: InputFile, records: int, **where: Any) -> None:
-        key = json.dumps([file.location, file.path, file.size, text_field, id_field, where], sort_keys=True)
+        # what the shard's rows depend on (not how the input was spelled: a folder or a glob of the same files)
+        where_key = {**where, "docs": [d[1:] for d in where["docs"]]} if "docs" in where else where
+        key = json.dumps([file.path, file.name, file.size, text_field, id_field, where_key], sort_keys=True)
         digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:10]
         shard = f"{SHARD_PREFIX}{file_no:05d}-{len(blocks):06d}-{digest}"
         blocks.append({"shard": shard, "kind": file.kind, "location": file.location, "path": file.path,
@@ -566,6 +568,7 @@ def _write_manifest(output: str, manifest: Dict[str, Any]) -> None:
         write_text_atomic(Path(output) / OUTPUT_MANIFEST, text)
         return
     filesystem, folder, _ = _filesystem(output)
+    filesystem.create_dir(folder, recursive=True)  # on object storage a prefix needs none: a no-op there
     tmp = f"{folder}/.{OUTPUT_MANIFEST}.{uuid.uuid4().hex[:8]}.tmp"
     with filesystem.open_output_stream(tmp) as f:
         f.write(text.encode("utf-8"))

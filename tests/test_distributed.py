@@ -204,6 +204,20 @@ def test_parquet_in_and_out_and_the_library_class(ray_local, tiny_pipeline, tmp_
     assert got[6]["error"] == "id 6: field 'text' is null"
 
 
+def test_uris_in_and_out(ray_local, tiny_pipeline, corpus, tmp_path):
+    """The object-storage path (pyarrow file systems, temporary name then move), run on file:// URIs."""
+    reference = run(corpus / "docs.jsonl", "-o", tmp_path / "single.jsonl", "-m", tiny_pipeline, "--no-progress",
+                    "--max-piece-chars", 500)
+    assert reference.exit_code == 0, reference.output
+    out = f"file://{tmp_path}/shards"
+    stats = dist.extract_distributed(str(tiny_pipeline), [f"file://{corpus}/*.jsonl"], out, workers=1, block_records=7,
+                                     max_piece_chars=500)
+    expected = [{**r, "error": r["error"] and f"file://{r['error']}"} for r in read_rows(tmp_path / "single.jsonl")]
+    assert same_rows(list(dist.read_output(out)), expected) and stats.rows == len(expected)
+    assert json.loads((tmp_path / "shards" / ".tech-ner-output.json").read_text())["complete"]
+    assert not list((tmp_path / "shards").glob(".*.tmp"))
+
+
 def _actor_pids():
     """The ShardWriter actors of the Ray this test process started (its descendants only: never another's)."""
     import psutil
