@@ -51,6 +51,7 @@ _EOL_BYTES = re.compile(rb"\r\n|\r|\n")
 # a block never starts at a line whose first bytes decode_lines would take for a byte-order mark
 _MARK_STARTS = ("\ufeff", "\udcff", "\udcfe", "\x00")
 _GLOB_CHARS = re.compile(r"[*?\[]")
+_INPUT_ERROR_LINE = re.compile(r"tech_ner\.problems\.InputError: (.+)")
 
 
 def require_ray():
@@ -580,8 +581,12 @@ def _is_own_temp(name: str, shards: Iterable[str]) -> bool:
     return name.startswith(".") and name.endswith(".tmp") and any(name.startswith(f".{s}.") for s in shards)
 
 
-def _prepare_output(output: str, shards: List[str], fmt: str, resume: bool) -> List[str]:
-    """Check the output folder, record the plan in its manifest, and RETURN the shards already written (resume)."""
+def _check_output_folder(output: str, shards: List[str], fmt: str, resume: bool) -> Tuple[List[str], List[str]]:
+    """Check the output folder before anything is written there.
+
+    RETURNS (Tuple[List[str], List[str]]): The shards already written (resume), and the files of an earlier plan
+        that this tool wrote there (listed in its manifest), to be replaced.
+    """
     names = _listing(output)
     manifest = _read_manifest(output)
     own = set(n for n in manifest.get("files", []) if isinstance(n, str)) | {OUTPUT_MANIFEST}
@@ -595,12 +600,15 @@ def _prepare_output(output: str, shards: List[str], fmt: str, resume: bool) -> L
         raise InputError(output, None, "holds shards of another plan (the input, --format, --block-records or a field "
                                        "changed): run without --resume to start over")
     done = [s for s in shards if f"{s}.{fmt}" in names] if resume else []
-    stale = [n for n in names if n in own - planned - {OUTPUT_MANIFEST}]
+    return done, [n for n in names if n in own - planned - {OUTPUT_MANIFEST}]
+
+
+def _start_output(output: str, shards: List[str], fmt: str, stale: List[str]) -> None:
+    """Remove the shards of an earlier plan (listed as this tool's own) and record the plan in the manifest."""
     filesystem, folder, _ = _filesystem(output)
-    for name in stale:  # shards of an earlier plan, listed as this tool's own
+    for name in stale:
         filesystem.delete_file(f"{folder}/{name}")
-    _write_manifest(output, {"files": sorted(planned), "complete": False})
-    return done
+    _write_manifest(output, {"files": sorted(f"{s}.{fmt}" for s in shards), "complete": False})
 
 
 def read_output(output: str) -> Iterator[Row]:
@@ -640,7 +648,9 @@ class DistributedStats(ExtractStats):
 
 
 def _user_errors(items: Iterator[Any]) -> Iterator[Any]:
-    """Re-raise an InputError a worker raised (e.g. a model it cannot load) as itself, not as Ray's wrapper with a traceback."""
+    """Re-raise an InputError a worker raised (e.g. a model it cannot load) as one line, not as Ray's wrapper with
+    its traceback. An actor that fails in `__init__` reaches the driver as ActorDiedError, with the InputError only
+    in its message text: that line is taken from there."""
     try:
         yield from items
     except Exception as e:
@@ -649,6 +659,9 @@ def _user_errors(items: Iterator[Any]) -> Iterator[Any]:
             seen.add(id(cause))
             if type(cause) is InputError:
                 raise InputError(cause.path, cause.line, cause.message) from None
+            found = _INPUT_ERROR_LINE.findall(str(cause))
+            if found:
+                raise InputError(None, None, found[-1].strip()) from None
             cause = getattr(cause, "cause", None) or cause.__cause__ or cause.__context__
         raise
 
@@ -686,7 +699,11 @@ def extract_distributed(model: str, inputs: Sequence[str], output: str, *, fmt: 
         _check_output_outside(output, inputs, files)
     blocks = plan_blocks(files, block_records=block_records, text_field=text_field, id_field=id_field)
     shards = [b["shard"] for b in blocks]
-    done = set(_prepare_output(output, shards, fmt, resume))
+    done_list, stale = _check_output_folder(output, shards, fmt, resume)
+    done = set(done_list)
+    if os.sep in str(model) and "://" not in str(model) and not Path(model).exists():  # before any worker tries
+        raise InputError(model, None, "cannot load the pipeline: no such folder")
+    _start_output(output, shards, fmt, stale)
     todo = [b for b in blocks if b["shard"] not in done]
     stats = DistributedStats(resumed=sum(b["records"] for b in blocks if b["shard"] in done), shards_resumed=len(done),
                              records=sum(b["records"] for b in blocks), output=Path(output) if not _is_remote(output) else None)

@@ -4,6 +4,7 @@ error rows), in Parquet or JSONL; --resume writes only missing shards; a killed 
 `TermExtractor` works in a user's own Ray Data program; without Ray, one line names the extra."""
 import json
 import os
+import pickle
 import shutil
 import signal
 import sys
@@ -291,6 +292,31 @@ def test_options_that_do_not_apply(corpus, tmp_path, extra, message):
     res = run(*args, *extra)
     assert res.exit_code == 1 and message in res.stderr, res.output
     assert not (tmp_path / "out").exists()
+
+
+def test_a_model_that_cannot_load_is_one_line(corpus, tmp_path):
+    res = run(corpus / "docs.jsonl", "-o", tmp_path / "out", "--engine", "ray", "-m", tmp_path / "nope")
+    assert res.exit_code == 1 and res.stderr.strip().splitlines()[-1].startswith("error: ") and "no such folder" in res.stderr
+    assert not (tmp_path / "out").exists()
+    # in a worker: the InputError crosses the process boundary whole, or (an actor's __init__) as its message line
+    error = ex.InputError("model", None, "cannot load the pipeline: [E053] Could not read meta.json")
+    assert str(pickle.loads(pickle.dumps(error))) == str(error)
+
+    class ActorDied(Exception):
+        pass
+
+    def failing(exc):
+        yield 1
+        raise exc
+
+    for exc in (RuntimeError("wrapped"), ActorDied(f"creation task failed\n...\ntech_ner.problems.InputError: {error}\n")):
+        if isinstance(exc, RuntimeError):
+            exc.__cause__ = error
+        with pytest.raises(ex.InputError) as raised:
+            list(dist._user_errors(failing(exc)))
+        assert str(raised.value) == str(error)
+    with pytest.raises(ActorDied):
+        list(dist._user_errors(failing(ActorDied("a bug, not bad input"))))
 
 
 def test_refuses_a_folder_holding_other_files(corpus, tmp_path):
