@@ -301,10 +301,11 @@ def in_child(kind: str, args: Dict) -> Dict:
     return run_in_child(Path(__file__), {"kind": kind, **args}, kind)
 
 
-def ratio(a: Optional[Dict], b: Optional[Dict]) -> Optional[float]:
+def ratio(a: Optional[Dict], b: Optional[Dict], key: str = "words_per_s") -> Optional[float]:
+    """RETURNS (Optional[float]): a[key] / b[key] to 3 places; None when either run is missing."""
     if not a or not b:
         return None
-    return round(a["words_per_s"] / b["words_per_s"], 3)
+    return round(a[key] / b[key], 3)
 
 
 def main(

@@ -108,7 +108,7 @@ def _safe_id(value: str) -> str:
     return os.fsencode(value).decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
 
 
-def _csv_header(path: Path, records: Iterator[CsvRecord]) -> Tuple[List[str], int]:
+def csv_header(path: Union[str, Path], records: Iterator[CsvRecord]) -> Tuple[List[str], int]:
     """RETURNS (Tuple[List[str], int]): The header's columns (stripped) and its line, read from `records`."""
     for record in records:
         if record.error is not None:
@@ -120,7 +120,7 @@ def _csv_header(path: Path, records: Iterator[CsvRecord]) -> Tuple[List[str], in
 
 def _csv_columns(path: Path, text_field: str) -> List[str]:
     with open(path, "rb") as f:
-        columns, line = _csv_header(path, csv_records(decode_lines(f)))
+        columns, line = csv_header(path, csv_records(decode_lines(f)))
     if not columns:
         raise InputError(path, None, f"empty file: expected a header row with a {text_field!r} column")
     if text_field not in columns:
@@ -159,14 +159,24 @@ def _read_txt(source: Source, index: Iterator[int], skip: int) -> Iterator[Recor
             yield Record(i, doc_id)
             continue
         try:
-            text, problem = _decode_document(path.read_bytes())
+            data = path.read_bytes()
         except OSError as e:
             yield Record(i, doc_id, error=_where(str(path), None, f"cannot read: {e.strerror or e}"))
             continue
-        if problem is not None:
-            yield Record(i, doc_id, error=_where(str(path), problem[0], problem[1]))
-        else:
-            yield Record(i, doc_id, text)
+        yield document_record(i, doc_id, str(path), data)
+
+
+def document_record(index: int, doc_id: Any, name: str, data: bytes) -> Record:
+    """One .txt file as one document: its text (line ends kept), or an error naming the line that cannot be read.
+
+    index (int): The record's position. doc_id (Any): Its id. name (str): The file, for the message.
+    data (bytes): The file's bytes.
+    RETURNS (Record): The document.
+    """
+    text, problem = _decode_document(data)
+    if problem is not None:
+        return Record(index, doc_id, error=_where(name, problem[0], problem[1]))
+    return Record(index, doc_id, text)
 
 
 def _file(source: Source) -> Path:
@@ -176,75 +186,96 @@ def _file(source: Source) -> Path:
 
 
 def _read_jsonl(source: Source, index: Iterator[int], text_field: str, id_field: str) -> Iterator[Record]:
-    name = source.name
     with open(_file(source), "rb") as f:
-        for line in decode_lines(f):
-            n = line.number
-            if not line.text.strip():
-                continue
-            i = next(index)
-            if line.error is not None:
-                yield Record(i, n, error=_where(name, n, line.error))
-                continue
-            try:
-                obj = json.loads(line.text)
-            except json.JSONDecodeError as e:
-                yield Record(i, n, error=_where(name, n, f"invalid JSON: {e.msg} (column {e.colno})"))
-                continue
-            except RecursionError:
-                yield Record(i, n, error=_where(name, n, "invalid JSON: nested too deeply to read"))
-                continue
-            if not isinstance(obj, dict):
-                yield Record(i, n, error=_where(name, n, f"expected a JSON object, found {type(obj).__name__}"))
-                continue
-            raw_id = obj.get(id_field)
-            doc_id = _json_id(raw_id) if raw_id is not None and json_text_problem(raw_id) is None else n
-            invalid = json_text_problem(obj)
-            if invalid is not None:
-                # the text or id could not be written, and a field that cannot is no valid JSON text either
-                yield Record(i, doc_id, error=_where(name, n, f"{invalid[0]} holds {invalid[1]}"))
-                continue
-            if text_field not in obj:
-                fields = printable(", ".join(map(str, obj)), SHOWN_CHARS) if obj else "none"
-                yield Record(i, doc_id, error=_where(name, n, f"no {text_field!r} field (fields: {fields}): "
-                                                              "name the text field with --text-field"))
-                continue
-            text = obj[text_field]
-            if not isinstance(text, str):
-                yield Record(i, doc_id, error=_where(name, n, f"field {text_field!r} is {type(text).__name__}, not a string"))
-                continue
-            yield Record(i, doc_id, text)
+        yield from jsonl_records(decode_lines(f), source.name, index, text_field=text_field, id_field=id_field)
+
+
+def jsonl_records(lines: Iterable[Line], name: str, index: Iterator[int], *, text_field: str = "text",
+                  id_field: str = "id") -> Iterator[Record]:
+    """One record per non-blank JSONL line (id: the id field, else the line number).
+
+    lines (Iterable[Line]): From `textfile.decode_lines` (numbered as in the file).
+    name (str): The file, for messages. index (Iterator[int]): Gives each record's position.
+    RETURNS (Iterator[Record]): The documents; malformed lines carry `error`.
+    """
+    for line in lines:
+        n = line.number
+        if not line.text.strip():
+            continue
+        i = next(index)
+        if line.error is not None:
+            yield Record(i, n, error=_where(name, n, line.error))
+            continue
+        try:
+            obj = json.loads(line.text)
+        except json.JSONDecodeError as e:
+            yield Record(i, n, error=_where(name, n, f"invalid JSON: {e.msg} (column {e.colno})"))
+            continue
+        except RecursionError:
+            yield Record(i, n, error=_where(name, n, "invalid JSON: nested too deeply to read"))
+            continue
+        if not isinstance(obj, dict):
+            yield Record(i, n, error=_where(name, n, f"expected a JSON object, found {type(obj).__name__}"))
+            continue
+        raw_id = obj.get(id_field)
+        doc_id = _json_id(raw_id) if raw_id is not None and json_text_problem(raw_id) is None else n
+        invalid = json_text_problem(obj)
+        if invalid is not None:
+            # the text or id could not be written, and a field that cannot is no valid JSON text either
+            yield Record(i, doc_id, error=_where(name, n, f"{invalid[0]} holds {invalid[1]}"))
+            continue
+        if text_field not in obj:
+            fields = printable(", ".join(map(str, obj)), SHOWN_CHARS) if obj else "none"
+            yield Record(i, doc_id, error=_where(name, n, f"no {text_field!r} field (fields: {fields}): "
+                                                          "name the text field with --text-field"))
+            continue
+        text = obj[text_field]
+        if not isinstance(text, str):
+            yield Record(i, doc_id, error=_where(name, n, f"field {text_field!r} is {type(text).__name__}, not a string"))
+            continue
+        yield Record(i, doc_id, text)
 
 
 def _read_csv(source: Source, index: Iterator[int], text_field: str, id_field: str) -> Iterator[Record]:
     """One record per CSV row, read by `textfile.csv_records` (a stray quote costs its own line, not the rows after it)."""
-    name = source.name
     with open(_file(source), "rb") as f:
         records = csv_records(decode_lines(f))
-        header, _ = _csv_header(_file(source), records)
-        text_col = header.index(text_field)
-        id_col = header.index(id_field) if id_field in header else None
-        row_number = 0
-        for record in records:
-            row = record.fields
-            if not row and record.error is None:  # a blank line is no row
-                continue
-            row_number += 1
-            i = next(index)
-            doc_id: Any = row_number
-            if id_col is not None and id_col < len(row) and row[id_col] != "" and text_problem(row[id_col]) is None:
-                doc_id = row[id_col]
-            if record.error is not None:
-                yield Record(i, doc_id, error=_where(name, record.error_line, record.error))
-            elif len(row) != len(header):
-                yield Record(i, doc_id, error=_where(name, record.line, f"malformed CSV row: expected {len(header)} "
-                                                     f"fields ({printable(', '.join(header), SHOWN_CHARS)}), found {len(row)}"))
+        header, _ = csv_header(_file(source), records)
+        yield from csv_rows(records, header, source.name, index, text_field=text_field, id_field=id_field)
+
+
+def csv_rows(records: Iterable[CsvRecord], header: Sequence[str], name: str, index: Iterator[int], *,
+             text_field: str = "text", id_field: str = "id", row_number: int = 0) -> Iterator[Record]:
+    """One record per CSV row after the header (id: the id column, else the row's number).
+
+    records (Iterable[CsvRecord]): From `textfile.csv_records`, after the header row.
+    header (Sequence[str]): The header's columns (see `csv_header`); it holds `text_field`.
+    name (str): The file, for messages. index (Iterator[int]): Gives each record's position.
+    row_number (int): Rows before the first of `records` (their numbers are the ids of rows without one).
+    RETURNS (Iterator[Record]): The documents; malformed rows carry `error`.
+    """
+    text_col = header.index(text_field)
+    id_col = header.index(id_field) if id_field in header else None
+    for record in records:
+        row = record.fields
+        if not row and record.error is None:  # a blank line is no row
+            continue
+        row_number += 1
+        i = next(index)
+        doc_id: Any = row_number
+        if id_col is not None and id_col < len(row) and row[id_col] != "" and text_problem(row[id_col]) is None:
+            doc_id = row[id_col]
+        if record.error is not None:
+            yield Record(i, doc_id, error=_where(name, record.error_line, record.error))
+        elif len(row) != len(header):
+            yield Record(i, doc_id, error=_where(name, record.line, f"malformed CSV row: expected {len(header)} "
+                                                 f"fields ({printable(', '.join(header), SHOWN_CHARS)}), found {len(row)}"))
+        else:
+            bad = next((c for c in (text_col, id_col) if c is not None and text_problem(row[c])), None)
+            if bad is not None:
+                yield Record(i, doc_id, error=_where(name, record.line, f"column {header[bad]!r} holds {text_problem(row[bad])}"))
             else:
-                bad = next((c for c in (text_col, id_col) if c is not None and text_problem(row[c])), None)
-                if bad is not None:
-                    yield Record(i, doc_id, error=_where(name, record.line, f"column {header[bad]!r} holds {text_problem(row[bad])}"))
-                else:
-                    yield Record(i, doc_id, row[text_col])
+                yield Record(i, doc_id, row[text_col])
 
 
 def _read_stdin(index: Iterator[int], stream: Optional[TextIO]) -> Iterator[Record]:

@@ -1,8 +1,9 @@
 """`tech-ner extract`: technology terms of every document of a corpus, one output row per document."""
+import logging
 import time
 import warnings
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import typer
 
@@ -50,11 +51,44 @@ class _Progress:
         return False
 
 
+def _extract_on_ray(inputs: Sequence[str], output: Path, *, model: str, fmt: str, strict: bool, n_process: int,
+                    gpu_id: int, progress: bool, **options: Any) -> None:
+    """`tech-ner extract --engine ray`: run `extract_distributed` and print what `tech-ner extract` prints."""
+    from ..apps.distributed import extract_distributed, require_ray
+
+    if strict:
+        raise InputError(None, None, "--strict is for --engine local: with --engine ray a malformed record is an error "
+                                     "row, counted in the summary")
+    if n_process != 1 or gpu_id != -1:
+        raise InputError(None, None, "--n-process and --gpu-id are for --engine local: with --engine ray use --workers, "
+                                     "--cpus-per-worker and --gpus-per-worker")
+
+    def shown(summary: Dict[str, Any], done: int, todo: int) -> None:
+        typer.echo(f"shard {done}/{todo}: {summary['shard']} ({summary['rows']} rows, {summary['errors']} error rows, "
+                   f"{summary['words'] / max(summary['seconds'], 1e-9):,.0f} words/s)", err=True)
+
+    require_ray()
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # the summary line below says what the run did
+    if progress:
+        typer.echo("planning the shards, then starting Ray ...", err=True)
+    stats = extract_distributed(model, inputs, str(output), fmt=fmt, on_shard=shown if progress else None, **options)
+    for message in stats.error_examples:
+        typer.echo(f"warning: {message}; wrote an error row", err=True)
+    if stats.errors > len(stats.error_examples):
+        typer.echo(f"warning: ... and {stats.errors - len(stats.error_examples)} more error rows", err=True)
+    resumed = f", {stats.shards_resumed} shards resumed" if stats.shards_resumed else ""
+    peak = max(stats.workers.values(), default=0.0)
+    typer.echo(f"Wrote {stats.rows} rows in {stats.shards} shards ({stats.errors} error rows{resumed}; {stats.records} "
+               f"records in all) to {output}: {stats.words:,} words in {stats.seconds:.1f} s ({stats.words_per_s:,.0f} "
+               f"words/s, {len(stats.workers)} worker processes, peak RSS {peak:,.0f} MB)")
+
+
 @friendly_errors
 def extract_command(
     inputs: List[str] = typer.Argument(..., help=".txt files or folders of them (one document per file), .jsonl, "
                                                  ".csv, or - for stdin (one document per line)"),
-    output: Path = typer.Option(..., "--output", "-o", help="X.csv or X.jsonl: one row per input document, in input order"),
+    output: Path = typer.Option(..., "--output", "-o", help="X.csv or X.jsonl: one row per input document, in input order "
+                                                             "(--engine ray: a folder of shards)"),
     model: str = typer.Option("training/model-best", "--model", "-m", help="Pipeline package name or folder"),
     text_field: str = typer.Option("text", "--text-field", help="JSONL field / CSV column with the text"),
     id_field: str = typer.Option("id", "--id-field", help="JSONL field / CSV column with the id (else the line or row number)"),
@@ -71,6 +105,14 @@ def extract_command(
     strict: bool = typer.Option(False, "--strict", help="Exit 1 on the first malformed line or row and write no output"),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from OUTPUT.partial"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress on stderr (documents/s, words/s)"),
+    engine: str = typer.Option("local", "--engine", help="local (this process) or ray: a Ray cluster writes OUTPUT as a "
+                                                         "folder of shards (needs the distributed extra)"),
+    address: Optional[str] = typer.Option(None, "--address", help="ray: auto or ray://HOST:10001 (default: a local Ray)"),
+    workers: int = typer.Option(1, "--workers", min=1, help="ray: actors, each with the pipeline loaded once"),
+    cpus_per_worker: float = typer.Option(1, "--cpus-per-worker", help="ray: CPUs (torch threads) per actor"),
+    gpus_per_worker: float = typer.Option(0, "--gpus-per-worker", help="ray: GPUs per actor"),
+    out_format: str = typer.Option("parquet", "--format", help="ray: shard format, parquet or jsonl"),
+    block_records: int = typer.Option(500, "--block-records", min=1, help="ray: records per shard (about)"),
 ):
     """Extract the technology terms of every document: one row per input document, in input order,
     with its id, distinct terms and entity spans (character offsets and labels)."""
@@ -81,6 +123,15 @@ def extract_command(
 
     if precision is not None and precision not in PRECISION_CHOICES:
         raise InputError(None, None, f"--precision {precision!r}: expected one of {', '.join(PRECISION_CHOICES)}")
+    if engine not in ("local", "ray"):
+        raise InputError(None, None, f"--engine {engine!r}: expected local or ray")
+    if engine == "ray":
+        return _extract_on_ray(inputs, output, model=model, text_field=text_field, id_field=id_field,
+                               batch_size=batch_size, precision=precision, max_length=max_length,
+                               max_piece_chars=max_piece_chars, strict=strict, resume=resume, progress=progress,
+                               address=address, workers=workers, gpus_per_worker=gpus_per_worker,
+                               cpus_per_worker=cpus_per_worker, fmt=out_format, block_records=block_records,
+                               n_process=n_process, gpu_id=gpu_id)
     output_format(output)  # check the cheap things before loading the model
     check_paths(output, resolve_inputs(inputs, text_field=text_field))
     partial = partial_path(output)

@@ -26,6 +26,9 @@ class InputError(ValueError):
         self.message = message
         super().__init__(self.location_message)
 
+    def __reduce__(self):  # pickled whole, so it crosses process boundaries (Ray workers) as itself
+        return (type(self), (self.path, self.line, self.message))
+
     @property
     def location_message(self) -> str:
         return format_problem(self.path, self.line, self.message)
