@@ -7,6 +7,7 @@ streams a file of that many MB into a sharded folder and records the peak memory
 
     python benchmarks/convert_speed.py --tokens 1000000 --big-mb 100
 """
+
 import json
 import platform
 import random
@@ -18,8 +19,32 @@ from pathlib import Path
 
 import typer
 
-WORDS = ["the", "We", "deploy", "Python", "services", "on", "Kubernetes", "and", "PostgreSQL", "with", "a", "new",
-         "pipeline", ",", ".", "Node.js", "runs", "fast", "C++", "3D", "printing", "lithium-ion", "battery", "5G"]
+WORDS = [
+    "the",
+    "We",
+    "deploy",
+    "Python",
+    "services",
+    "on",
+    "Kubernetes",
+    "and",
+    "PostgreSQL",
+    "with",
+    "a",
+    "new",
+    "pipeline",
+    ",",
+    ".",
+    "Node.js",
+    "runs",
+    "fast",
+    "C++",
+    "3D",
+    "printing",
+    "lithium-ion",
+    "battery",
+    "5G",
+]
 
 
 def make_file(path: Path, n_tokens: int, seed: int = 0) -> int:
@@ -54,7 +79,11 @@ def measure(cmd, tokens: int) -> dict:
     out, err = proc.stdout.read().decode(), proc.stderr.read().decode()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(map(str, cmd))} failed:\n{out[-2000:]}\n{err[-2000:]}")
-    return {"seconds": round(seconds, 2), "tokens_per_s": round(tokens / seconds), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+    return {
+        "seconds": round(seconds, 2),
+        "tokens_per_s": round(tokens / seconds),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+    }
 
 
 def main(
@@ -70,24 +99,42 @@ def main(
         src = tmp / "big.iob"
         n = make_file(src, tokens)
         ours_cmd = [sys.executable, "-m", "tech_ner", "convert", str(src), "-o", str(tmp / "ours.spacy"), "-n", "10"]
-        spacy_cmd = [sys.executable, "-m", "spacy", "convert", str(src), str(tmp / "spacy_out"), "-c", "ner", "-n", "10"]
+        spacy_cmd = [
+            sys.executable,
+            "-m",
+            "spacy",
+            "convert",
+            str(src),
+            str(tmp / "spacy_out"),
+            "-c",
+            "ner",
+            "-n",
+            "10",
+        ]
         (tmp / "spacy_out").mkdir()
         ours = min((measure(ours_cmd, n) for _ in range(repeats)), key=lambda r: r["seconds"])
         theirs = min((measure(spacy_cmd, n) for _ in range(repeats)), key=lambda r: r["seconds"])
         result = {
-            "tokens": n, "file_mb": round(src.stat().st_size / 2**20, 1),
-            "tech_ner_convert": ours, "spacy_convert_ner": theirs,
+            "tokens": n,
+            "file_mb": round(src.stat().st_size / 2**20, 1),
+            "tech_ner_convert": ours,
+            "spacy_convert_ner": theirs,
             "time_ratio_ours_over_spacy": round(ours["seconds"] / theirs["seconds"], 3),
             "target": "ours no slower than 1.2x spaCy's converter",
-            "python": platform.python_version(), "machine": platform.machine(),
+            "python": platform.python_version(),
+            "machine": platform.machine(),
         }
         if big_mb:
             big = tmp / "huge.iob"
             approx_tokens = int(big_mb * 2**20 / (src.stat().st_size / n))
             nb = make_file(big, approx_tokens, seed=1)
             streamed = measure([sys.executable, "-m", "tech_ner", "convert", str(big), "-o", str(tmp / "shards")], nb)
-            result["streamed"] = {"file_mb": round(big.stat().st_size / 2**20, 1), "tokens": nb, **streamed,
-                                  "target": "peak RSS under 500 MB"}
+            result["streamed"] = {
+                "file_mb": round(big.stat().st_size / 2**20, 1),
+                "tokens": nb,
+                **streamed,
+                "target": "peak RSS under 500 MB",
+            }
     write_text_atomic(out, json.dumps(result, indent=2) + "\n")
     typer.echo(json.dumps(result, indent=2))
 

@@ -8,6 +8,7 @@ Writes a JSON result: wall time of training, seqeval P/R/F1 on test (default and
     python benchmarks/hf_trainer_baseline.py --train corpus/stackoverflow/train.spacy \
         --test corpus/stackoverflow/test.spacy --epochs 2 --out benchmarks/results/hf_baseline.json
 """
+
 import json
 import time
 from pathlib import Path
@@ -40,8 +41,14 @@ def main(
     import torch
     from seqeval.metrics import f1_score, precision_score, recall_score
     from seqeval.scheme import IOB2
-    from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification,
-                              Trainer, TrainingArguments, set_seed)
+    from transformers import (
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+        DataCollatorForTokenClassification,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
 
     from tech_ner.files.atomic import write_text_atomic
     from tech_ner.pipeline.backbone import resolve_backbone
@@ -65,14 +72,29 @@ def main(
         return rows
 
     train_rows, test_rows = encode(train_s), encode(test_s)
-    model = AutoModelForTokenClassification.from_pretrained(path, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=l2i)
-    args = TrainingArguments(
-        output_dir="/tmp/hf_baseline", per_device_train_batch_size=batch_size, per_device_eval_batch_size=64,
-        num_train_epochs=epochs, learning_rate=lr, warmup_steps=warmup_steps, weight_decay=0.01,
-        lr_scheduler_type="linear", logging_steps=100, save_strategy="no", eval_strategy="no", report_to=[],
-        seed=seed, use_cpu=True, dataloader_num_workers=0,
+    model = AutoModelForTokenClassification.from_pretrained(
+        path, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=l2i
     )
-    trainer = Trainer(model=model, args=args, train_dataset=train_rows, data_collator=DataCollatorForTokenClassification(tok))
+    args = TrainingArguments(
+        output_dir="/tmp/hf_baseline",
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=64,
+        num_train_epochs=epochs,
+        learning_rate=lr,
+        warmup_steps=warmup_steps,
+        weight_decay=0.01,
+        lr_scheduler_type="linear",
+        logging_steps=100,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to=[],
+        seed=seed,
+        use_cpu=True,
+        dataloader_num_workers=0,
+    )
+    trainer = Trainer(
+        model=model, args=args, train_dataset=train_rows, data_collator=DataCollatorForTokenClassification(tok)
+    )
     t0 = time.perf_counter()
     trainer.train()
     train_seconds = time.perf_counter() - t0
@@ -83,16 +105,29 @@ def main(
     for row, logits, (_, tags) in zip(test_rows, pred.predictions, test_s):
         ids = np.argmax(logits, axis=-1)
         p = [labels[i] for i, l in zip(ids, row["labels"]) if l != -100]
-        y_true.append(tags[: len(p)] + tags[len(p):])
+        y_true.append(tags[: len(p)] + tags[len(p) :])
         y_pred.append(p + ["O"] * (len(tags) - len(p)))
     result = {
-        "recipe": "hf_trainer", "backbone": backbone, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-        "warmup_steps": warmup_steps, "steps": trainer.state.global_step, "train_sentences": len(train_s),
-        "train_seconds": round(train_seconds, 1), "predict_seconds": round(predict_seconds, 1),
-        "seqeval_default": {"p": precision_score(y_true, y_pred), "r": recall_score(y_true, y_pred), "f": f1_score(y_true, y_pred)},
-        "seqeval_strict": {"p": precision_score(y_true, y_pred, mode="strict", scheme=IOB2),
-                           "r": recall_score(y_true, y_pred, mode="strict", scheme=IOB2),
-                           "f": f1_score(y_true, y_pred, mode="strict", scheme=IOB2)},
+        "recipe": "hf_trainer",
+        "backbone": backbone,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "warmup_steps": warmup_steps,
+        "steps": trainer.state.global_step,
+        "train_sentences": len(train_s),
+        "train_seconds": round(train_seconds, 1),
+        "predict_seconds": round(predict_seconds, 1),
+        "seqeval_default": {
+            "p": precision_score(y_true, y_pred),
+            "r": recall_score(y_true, y_pred),
+            "f": f1_score(y_true, y_pred),
+        },
+        "seqeval_strict": {
+            "p": precision_score(y_true, y_pred, mode="strict", scheme=IOB2),
+            "r": recall_score(y_true, y_pred, mode="strict", scheme=IOB2),
+            "f": f1_score(y_true, y_pred, mode="strict", scheme=IOB2),
+        },
         "torch_threads": torch.get_num_threads(),
     }
     write_text_atomic(out, json.dumps(result, indent=2) + "\n")

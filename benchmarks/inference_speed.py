@@ -23,6 +23,7 @@ whitespace-separated words of the input text, for every measurement.
     python benchmarks/inference_speed.py --docs 200000 --words 1 --clip-words 10 --runs ours_fp32 --no-f1 --long-words 0 \
         --out benchmarks/results/memory_200k.json                                   # RSS over a long run
 """
+
 import json
 import os
 import platform
@@ -116,7 +117,9 @@ def measure_ours(args: Dict) -> Dict:
 
     texts = read_texts(args["docs_file"])
     nlp = load_ours(args["model"], args["precision"], args.get("window"), args.get("stride"))
-    list(extract_rows(nlp, [Record(i, i, t) for i, t in enumerate(texts[:8])], batch_size=args["batch_size"]))  # warm-up
+    list(
+        extract_rows(nlp, [Record(i, i, t) for i, t in enumerate(texts[:8])], batch_size=args["batch_size"])
+    )  # warm-up
     every = max(1, len(texts) // 400)
     curve = [(0, round(rss_mb(), 1))]
     words = entities = 0
@@ -128,8 +131,13 @@ def measure_ours(args: Dict) -> Dict:
             curve.append((i, round(rss_mb(), 1)))
     seconds = time.perf_counter() - t0
     words = sum(count_words(t) for t in texts)
-    return {"seconds": round(seconds, 2), "words_per_s": round(words / seconds), "docs_per_s": round(len(texts) / seconds, 1),
-            "entities": entities, "rss_curve": rss_summary(curve, len(texts))}
+    return {
+        "seconds": round(seconds, 2),
+        "words_per_s": round(words / seconds),
+        "docs_per_s": round(len(texts) / seconds, 1),
+        "entities": entities,
+        "rss_curve": rss_summary(curve, len(texts)),
+    }
 
 
 def rss_summary(curve: List, n_docs: int) -> Dict:
@@ -141,9 +149,15 @@ def rss_summary(curve: List, n_docs: int) -> Dict:
     peak_after = max(after) if after else at_warmup
     growth = 100 * (peak_after - at_warmup) / at_warmup
     step = max(1, len(curve) // 100)
-    return {"warmup_docs": warmup, "rss_at_warmup_mb": at_warmup, "peak_rss_after_warmup_mb": peak_after,
-            "final_rss_mb": curve[-1][1], "growth_after_warmup_pct": round(growth, 2),
-            "flat_within_10pct": growth <= 10.0, "points_docs_mb": curve[::step] + ([curve[-1]] if (len(curve) - 1) % step else [])}
+    return {
+        "warmup_docs": warmup,
+        "rss_at_warmup_mb": at_warmup,
+        "peak_rss_after_warmup_mb": peak_after,
+        "final_rss_mb": curve[-1][1],
+        "growth_after_warmup_pct": round(growth, 2),
+        "flat_within_10pct": growth <= 10.0,
+        "points_docs_mb": curve[::step] + ([curve[-1]] if (len(curve) - 1) % step else []),
+    }
 
 
 def export_backbone(args: Dict) -> Dict:
@@ -170,7 +184,11 @@ def measure_hf_pipeline(args: Dict) -> Dict:
     texts = read_texts(args["docs_file"])
     tok = AutoTokenizer.from_pretrained(args["backbone"])
     model = AutoModelForTokenClassification.from_pretrained(
-        args["backbone"], num_labels=3, id2label={0: "O", 1: "B-TECH", 2: "I-TECH"}, label2id={"O": 0, "B-TECH": 1, "I-TECH": 2}).eval()
+        args["backbone"],
+        num_labels=3,
+        id2label={0: "O", 1: "B-TECH", 2: "I-TECH"},
+        label2id={"O": 0, "B-TECH": 1, "I-TECH": 2},
+    ).eval()
     ner = pipeline("token-classification", model=model, tokenizer=tok, aggregation_strategy="simple", device=-1)
     ner(texts[:8], batch_size=args["batch_size"])
     t0 = time.perf_counter()
@@ -180,8 +198,12 @@ def measure_hf_pipeline(args: Dict) -> Dict:
             entities += len(out)
     seconds = time.perf_counter() - t0
     words = sum(len(t.split()) for t in texts)
-    return {"seconds": round(seconds, 2), "words_per_s": round(words / seconds), "docs_per_s": round(len(texts) / seconds, 1),
-            "entities_random_head": entities}
+    return {
+        "seconds": round(seconds, 2),
+        "words_per_s": round(words / seconds),
+        "docs_per_s": round(len(texts) / seconds, 1),
+        "entities_random_head": entities,
+    }
 
 
 def measure_bare(args: Dict) -> Dict:
@@ -195,18 +217,30 @@ def measure_bare(args: Dict) -> Dict:
 
     def run(chunk):
         # every wordpiece is encoded: longer texts overflow into extra 512-piece sequences
-        enc = tok(chunk, truncation=True, max_length=512, return_overflowing_tokens=True, padding="longest", return_tensors="pt")
+        enc = tok(
+            chunk,
+            truncation=True,
+            max_length=512,
+            return_overflowing_tokens=True,
+            padding="longest",
+            return_tensors="pt",
+        )
         enc.pop("overflow_to_sample_mapping", None)
         with torch.inference_mode():
             return model(**enc).last_hidden_state.shape[0]
 
     run(texts[:8])
     t0 = time.perf_counter()
-    sequences = sum(run(texts[i:i + batch]) for i in range(0, len(texts), batch))
+    sequences = sum(run(texts[i : i + batch]) for i in range(0, len(texts), batch))
     seconds = time.perf_counter() - t0
     words = sum(len(t.split()) for t in texts)
-    return {"seconds": round(seconds, 2), "words_per_s": round(words / seconds), "docs_per_s": round(len(texts) / seconds, 1),
-            "sequences": sequences, "batch_docs": batch}
+    return {
+        "seconds": round(seconds, 2),
+        "words_per_s": round(words / seconds),
+        "docs_per_s": round(len(texts) / seconds, 1),
+        "sequences": sequences,
+        "batch_docs": batch,
+    }
 
 
 def measure_f1(args: Dict) -> Dict:
@@ -214,8 +248,11 @@ def measure_f1(args: Dict) -> Dict:
 
     nlp = load_ours(args["model"], args["precision"], args.get("window"), args.get("stride"))
     result = evaluate_corpus(nlp, [args["test"]], batch_size=args["batch_size"])
-    return {"ents_f": round(result["spacy"]["ents_f"], 4), "seqeval_strict_f": round(result["seqeval_strict"]["f"], 4),
-            "raw_text_f": round(result["raw_text"]["f"], 4) if result.get("raw_text") else None}
+    return {
+        "ents_f": round(result["spacy"]["ents_f"], 4),
+        "seqeval_strict_f": round(result["seqeval_strict"]["f"], 4),
+        "raw_text_f": round(result["raw_text"]["f"], 4) if result.get("raw_text") else None,
+    }
 
 
 def measure_long(args: Dict) -> Dict:
@@ -253,18 +290,38 @@ def measure_long(args: Dict) -> Dict:
 
     def compare(a: set, b: set) -> Dict:
         both = len(a & b)
-        return {"same": both, "only_first": len(a - b), "only_second": len(b - a),
-                "agreement_f1": round(2 * both / (len(a) + len(b)), 4) if a or b else 1.0}
+        return {
+            "same": both,
+            "only_first": len(a - b),
+            "only_second": len(b - a),
+            "agreement_f1": round(2 * both / (len(a) + len(b)), 4) if a or b else 1.0,
+        }
 
-    return {"words": len(text.split()), "paragraphs": len(paragraphs), "characters": len(text),
-            "entities_whole": len(whole), "entities_paragraphs": len(by_paragraph),
-            "whole_vs_paragraphs": compare(whole, by_paragraph),
-            "split_at_max_length": {"max_length": nlp.max_length, "entities": len(split), "vs_whole": compare(split, whole)},
-            "seconds_whole": round(whole_s, 2), "seconds_paragraphs": round(para_s, 2)}
+    return {
+        "words": len(text.split()),
+        "paragraphs": len(paragraphs),
+        "characters": len(text),
+        "entities_whole": len(whole),
+        "entities_paragraphs": len(by_paragraph),
+        "whole_vs_paragraphs": compare(whole, by_paragraph),
+        "split_at_max_length": {
+            "max_length": nlp.max_length,
+            "entities": len(split),
+            "vs_whole": compare(split, whole),
+        },
+        "seconds_whole": round(whole_s, 2),
+        "seconds_paragraphs": round(para_s, 2),
+    }
 
 
-MEASURES = {"export": export_backbone, "ours": measure_ours, "hf_pipeline": measure_hf_pipeline, "bare": measure_bare, "f1": measure_f1,
-            "long": measure_long}
+MEASURES = {
+    "export": export_backbone,
+    "ours": measure_ours,
+    "hf_pipeline": measure_hf_pipeline,
+    "bare": measure_bare,
+    "f1": measure_f1,
+    "long": measure_long,
+}
 
 
 def read_texts(path: str) -> List[str]:
@@ -316,7 +373,9 @@ def main(
     bare_batch: int = typer.Option(16, help="Documents per batch of the bare forward pass"),
     window: Optional[int] = typer.Option(None, help="Override the span getter's window (spaCy tokens)"),
     stride: Optional[int] = typer.Option(None, help="... and stride (default: the window)"),
-    clip_words: int = typer.Option(0, help="Cut every document to its first N words (0: no cut), for long runs of short documents"),
+    clip_words: int = typer.Option(
+        0, help="Cut every document to its first N words (0: no cut), for long runs of short documents"
+    ),
     runs: str = typer.Option(",".join(RUNS), help="Comma list of " + ", ".join(RUNS)),
     repeats: int = typer.Option(1, help="Rounds of the speed runs, in rotation; the fastest of each counts"),
     f1: bool = typer.Option(True, "--f1/--no-f1", help="Entity F1 of each precision on --test"),
@@ -346,11 +405,20 @@ def main(
         texts = [" ".join(t.split()[:clip_words]) for t in texts]
     common = {"model": str(model), "batch_size": batch_size, "window": window, "stride": stride}
     result: Dict = {
-        "model": str(model), "documents": docs, "words_per_doc_target": words, "clip_words": clip_words,
-        "words": sum(len(t.split()) for t in texts), "batch_size": batch_size, "repeats": repeats,
+        "model": str(model),
+        "documents": docs,
+        "words_per_doc_target": words,
+        "clip_words": clip_words,
+        "words": sum(len(t.split()) for t in texts),
+        "batch_size": batch_size,
+        "repeats": repeats,
         "span_getter_override": {"window": window, "stride": stride} if window else None,
-        "torch_threads": None, "python": platform.python_version(), "machine": platform.machine(),
-        "cpu_count": os.cpu_count(), "torch": None, "runs": {},
+        "torch_threads": None,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch": None,
+        "runs": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -369,8 +437,10 @@ def main(
                 elif name == "hf_pipeline":
                     r = in_child("hf_pipeline", {**common, "docs_file": str(docs_file), "backbone": str(backbone)})
                 else:
-                    r = in_child("bare", {**common, "docs_file": str(docs_file), "backbone": str(backbone),
-                                          "bare_batch": bare_batch})
+                    r = in_child(
+                        "bare",
+                        {**common, "docs_file": str(docs_file), "backbone": str(backbone), "bare_batch": bare_batch},
+                    )
                 typer.echo(f"  {name}: {r['words_per_s']:,} words/s, peak RSS {r['peak_rss_mb']} MB", err=True)
                 best = result["runs"].get(name)
                 every = (best or {}).get("all_words_per_s", []) + [r["words_per_s"]]
@@ -385,11 +455,15 @@ def main(
                 result["f1"][precision] = in_child("f1", {**common, "precision": precision, "test": str(ROOT / test)})
         if long_words:
             long_file = tmp / "long.jsonl"
-            long_file.write_text(json.dumps({"text": make_long_document(sentences, long_words)}) + "\n", encoding="utf-8")
+            long_file.write_text(
+                json.dumps({"text": make_long_document(sentences, long_words)}) + "\n", encoding="utf-8"
+            )
             typer.echo("long document ...", err=True)
             result["long_document"] = in_child("long", {**common, "docs_file": str(long_file)})
     runs_ = result["runs"]
-    fast = max((runs_[n] for n in ("ours_bf16", "ours_int8") if n in runs_), key=lambda r: r["words_per_s"], default=None)
+    fast = max(
+        (runs_[n] for n in ("ours_bf16", "ours_int8") if n in runs_), key=lambda r: r["words_per_s"], default=None
+    )
     result["ratios"] = {
         "ours_fp32_over_bare_forward": ratio(runs_.get("ours_fp32"), runs_.get("bare_forward")),
         "ours_bf16_over_ours_fp32": ratio(runs_.get("ours_bf16"), runs_.get("ours_fp32")),
@@ -397,9 +471,12 @@ def main(
         "fastest_cpu_path_over_ours_fp32": ratio(fast, runs_.get("ours_fp32")),
         "fastest_cpu_path_over_hf_pipeline": ratio(fast, runs_.get("hf_pipeline")),
     }
-    result["targets"] = {"ours_fp32_over_bare_forward": ">= 0.85", "fastest_cpu_path_over_ours_fp32": ">= 1.7",
-                         "fastest_cpu_path_over_hf_pipeline": ">= 1.5",
-                         "rss": "after the first 10,000 documents, RSS stays within 10% of its level then"}
+    result["targets"] = {
+        "ours_fp32_over_bare_forward": ">= 0.85",
+        "fastest_cpu_path_over_ours_fp32": ">= 1.7",
+        "fastest_cpu_path_over_hf_pipeline": ">= 1.5",
+        "rss": "after the first 10,000 documents, RSS stays within 10% of its level then",
+    }
     write_text_atomic(out, json.dumps(result, indent=2) + "\n")
     summary = {k: v for k, v in result.items() if k not in ("runs",)}
     summary["words_per_s"] = {k: v["words_per_s"] for k, v in runs_.items()}

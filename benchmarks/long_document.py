@@ -14,6 +14,7 @@ not its training, sets both):
         --paths.train corpus/spacy/train.spacy --paths.dev corpus/spacy/dev.spacy
     OMP_NUM_THREADS=1 python benchmarks/long_document.py --model /tmp/model/model-best --mb 10
 """
+
 import json
 import os
 import platform
@@ -37,7 +38,7 @@ def make_text(mb: float, bio_dir: Path) -> str:
     """About `mb` million characters of paragraphs (the corpus averages about 6 characters per word)."""
     sentences = corpus_sentences(bio_dir)
     text = make_long_document(sentences, max(200, int(mb * 1e6 / 6.2)))
-    return text[:int(mb * 1e6)].rsplit(" ", 1)[0]
+    return text[: int(mb * 1e6)].rsplit(" ", 1)[0]
 
 
 def measure(args: Dict) -> Dict:
@@ -53,16 +54,26 @@ def measure(args: Dict) -> Dict:
     rss_loaded = psutil.Process().memory_info().rss / 2**20
     out = Path(args["out_file"])
     t0 = time.perf_counter()
-    stats = extract(nlp, [args["text_file"]], out, max_piece_chars=args["max_piece_chars"], batch_size=args["batch_size"])
+    stats = extract(
+        nlp, [args["text_file"]], out, max_piece_chars=args["max_piece_chars"], batch_size=args["batch_size"]
+    )
     seconds = time.perf_counter() - t0
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     spans = rows[0]["spans"]
     assert len(rows) == 1 and rows[0]["error"] is None, rows[0]["error"]
-    assert all(text[s["start"]:s["end"]] == s["text"] for s in spans), "span offsets must be the text's own"
-    return {"seconds": round(seconds, 1), "words_per_s": round(stats.words / seconds), "words": stats.words,
-            "pieces": len(split_text(text, min(args["max_piece_chars"], nlp.max_length))), "entities": len(spans),
-            "terms": len(rows[0]["terms"]), "last_entity_end": spans[-1]["end"] if spans else None,
-            "rss_after_load_mb": round(rss_loaded, 1), "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
+    assert all(text[s["start"] : s["end"]] == s["text"] for s in spans), "span offsets must be the text's own"
+    return {
+        "seconds": round(seconds, 1),
+        "words_per_s": round(stats.words / seconds),
+        "words": stats.words,
+        "pieces": len(split_text(text, min(args["max_piece_chars"], nlp.max_length))),
+        "entities": len(spans),
+        "terms": len(rows[0]["terms"]),
+        "last_entity_end": spans[-1]["end"] if spans else None,
+        "rss_after_load_mb": round(rss_loaded, 1),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
 
 
 def main(
@@ -86,16 +97,36 @@ def main(
         text_file = Path(tmp) / "long.txt"
         text_file.write_text(text, encoding="utf-8")
         typer.echo(f"one document of {len(text):,} characters, {len(text.split()):,} words ...", err=True)
-        r = run_in_child(Path(__file__), {"model": str(model), "text_file": str(text_file), "out_file": str(Path(tmp) / "rows.jsonl"),
-                      "max_piece_chars": max_piece_chars, "batch_size": batch_size}, "the measurement")
-    result = {"model": str(model), "characters": len(text), "megabytes": round(len(text.encode("utf-8")) / 1e6, 2),
-              "max_piece_chars": max_piece_chars, "batch_size": batch_size, **r,
-              "target": f"peak RSS < {TARGET_MB} MB", "within_target": r["peak_rss_mb"] < TARGET_MB,
-              "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "python": platform.python_version(),
-              "machine": platform.machine(), "cpu_count": os.cpu_count()}
+        r = run_in_child(
+            Path(__file__),
+            {
+                "model": str(model),
+                "text_file": str(text_file),
+                "out_file": str(Path(tmp) / "rows.jsonl"),
+                "max_piece_chars": max_piece_chars,
+                "batch_size": batch_size,
+            },
+            "the measurement",
+        )
+    result = {
+        "model": str(model),
+        "characters": len(text),
+        "megabytes": round(len(text.encode("utf-8")) / 1e6, 2),
+        "max_piece_chars": max_piece_chars,
+        "batch_size": batch_size,
+        **r,
+        "target": f"peak RSS < {TARGET_MB} MB",
+        "within_target": r["peak_rss_mb"] < TARGET_MB,
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
     write_text_atomic(out, json.dumps(result, indent=2) + "\n")
-    typer.echo(f"{result['megabytes']} MB document ({r['pieces']} pieces, {r['entities']:,} entities): peak RSS "
-               f"{r['peak_rss_mb']:,} MB (target < {TARGET_MB}), {r['seconds']} s ({r['words_per_s']:,} words/s); wrote {out}")
+    typer.echo(
+        f"{result['megabytes']} MB document ({r['pieces']} pieces, {r['entities']:,} entities): peak RSS "
+        f"{r['peak_rss_mb']:,} MB (target < {TARGET_MB}), {r['seconds']} s ({r['words_per_s']:,} words/s); wrote {out}"
+    )
 
 
 if __name__ == "__main__":

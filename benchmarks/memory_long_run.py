@@ -13,6 +13,7 @@ a run stopped early still leaves its curve.
 
 (`long_document.py` shows how to train a quick pipeline; the backbone, not its training, sets memory.)
 """
+
 import json
 import os
 import platform
@@ -70,20 +71,43 @@ def measure(args: Dict) -> Dict:
             curve.append([window["n"], rss, window["low"], window["high"], len(nlp.vocab.strings), len(nlp.vocab)])
             window["low"], window["high"] = None, 0.0
             # a long run can be stopped at any point and still leave its curve so far
-            write_text_atomic(args["out"], json.dumps({**args["meta"], "complete": False, "documents_done": window["n"],
-                                                        **verdict(curve, args["warmup"]),
-                                                        "points_docs_rss_low_high_mb_strings_lexemes": curve}, indent=2))
+            write_text_atomic(
+                args["out"],
+                json.dumps(
+                    {
+                        **args["meta"],
+                        "complete": False,
+                        "documents_done": window["n"],
+                        **verdict(curve, args["warmup"]),
+                        "points_docs_rss_low_high_mb_strings_lexemes": curve,
+                    },
+                    indent=2,
+                ),
+            )
 
     t0 = time.perf_counter()
-    stats = extract(nlp, [args["docs_file"]], args["out_file"], batch_size=args["batch_size"],
-                    zone_docs=args["zone_docs"], on_row=on_row)
+    stats = extract(
+        nlp,
+        [args["docs_file"]],
+        args["out_file"],
+        batch_size=args["batch_size"],
+        zone_docs=args["zone_docs"],
+        on_row=on_row,
+    )
     seconds = time.perf_counter() - t0
     if curve[-1][0] != stats.rows:
         curve.append([stats.rows, mb(), window["low"], window["high"], len(nlp.vocab.strings), len(nlp.vocab)])
-    return {"rows": stats.rows, "errors": stats.errors, "seconds": round(seconds, 1),
-            "docs_per_s": round(stats.docs_per_s, 1), "words_per_s": round(stats.words_per_s),
-            "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "points": curve,
-            "rss_after_run_mb": mb()}
+    return {
+        "rows": stats.rows,
+        "errors": stats.errors,
+        "seconds": round(seconds, 1),
+        "docs_per_s": round(stats.docs_per_s, 1),
+        "words_per_s": round(stats.words_per_s),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "points": curve,
+        "rss_after_run_mb": mb(),
+    }
 
 
 def verdict(points: List, warmup: int) -> Dict:
@@ -98,13 +122,19 @@ def verdict(points: List, warmup: int) -> Dict:
     growth = round(100 * (peak_after - at_warmup) / at_warmup, 2)
     floor_growth = round(100 * (low_after - low_warmup) / low_warmup, 2)
     flat = growth <= LIMIT_PCT
-    return {"warmup_docs": warmup, "peak_rss_in_warmup_mb": at_warmup, "peak_rss_after_warmup_mb": peak_after,
-            "growth_after_warmup_pct": growth, "lowest_rss_in_warmup_mb": low_warmup,
-            "highest_window_low_after_warmup_mb": low_after, "floor_growth_after_warmup_pct": floor_growth,
-            "within_10pct": flat,
-            "verdict": f"RSS {'within' if flat else 'NOT within'} {LIMIT_PCT:g}% after warm-up ({growth:+.1f}%: at most "
-                       f"{at_warmup:,.0f} MB in the first {warmup:,} documents, at most {peak_after:,.0f} MB after; "
-                       f"between batches {low_warmup:,.0f} MB, then at most {low_after:,.0f} MB)"}
+    return {
+        "warmup_docs": warmup,
+        "peak_rss_in_warmup_mb": at_warmup,
+        "peak_rss_after_warmup_mb": peak_after,
+        "growth_after_warmup_pct": growth,
+        "lowest_rss_in_warmup_mb": low_warmup,
+        "highest_window_low_after_warmup_mb": low_after,
+        "floor_growth_after_warmup_pct": floor_growth,
+        "within_10pct": flat,
+        "verdict": f"RSS {'within' if flat else 'NOT within'} {LIMIT_PCT:g}% after warm-up ({growth:+.1f}%: at most "
+        f"{at_warmup:,.0f} MB in the first {warmup:,} documents, at most {peak_after:,.0f} MB after; "
+        f"between batches {low_warmup:,.0f} MB, then at most {low_after:,.0f} MB)",
+    }
 
 
 def main(
@@ -130,23 +160,56 @@ def main(
     texts = make_documents(corpus_sentences(ROOT / bio_dir), docs, words)
     with tempfile.TemporaryDirectory() as tmp:
         docs_file = Path(tmp) / "docs.jsonl"
-        docs_file.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(texts)), encoding="utf-8")
+        docs_file.write_text(
+            "".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(texts)), encoding="utf-8"
+        )
         n_words = sum(len(t.split()) for t in texts)
         del texts
         typer.echo(f"{docs:,} documents, {n_words:,} words ...", err=True)
-        meta = {"model": str(model), "documents": docs, "words": n_words, "words_per_doc_target": words,
-                "batch_size": batch_size, "zone_docs": zone_docs, "every": every,
-                "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
-        r = run_in_child(Path(__file__), {"model": str(model), "docs_file": str(docs_file), "out_file": str(Path(tmp) / "rows.jsonl"),
-                      "every": every, "batch_size": batch_size, "zone_docs": zone_docs, "out": str(out),
-                      "warmup": warmup, "meta": meta}, "the run")
-    result = {**meta, "complete": True, "documents_done": r["rows"], **verdict(r["points"], warmup),
-              "peak_rss_mb": r["peak_rss_mb"], "seconds": r["seconds"], "docs_per_s": r["docs_per_s"],
-              "words_per_s": r["words_per_s"], "rows": r["rows"], "errors": r["errors"],
-              "torch_threads": r["torch_threads"], "torch": r["torch"],
-              "python": platform.python_version(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
-              "rss_after_run_mb": r["rss_after_run_mb"],
-              "points_docs_rss_low_high_mb_strings_lexemes": r["points"]}
+        meta = {
+            "model": str(model),
+            "documents": docs,
+            "words": n_words,
+            "words_per_doc_target": words,
+            "batch_size": batch_size,
+            "zone_docs": zone_docs,
+            "every": every,
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        }
+        r = run_in_child(
+            Path(__file__),
+            {
+                "model": str(model),
+                "docs_file": str(docs_file),
+                "out_file": str(Path(tmp) / "rows.jsonl"),
+                "every": every,
+                "batch_size": batch_size,
+                "zone_docs": zone_docs,
+                "out": str(out),
+                "warmup": warmup,
+                "meta": meta,
+            },
+            "the run",
+        )
+    result = {
+        **meta,
+        "complete": True,
+        "documents_done": r["rows"],
+        **verdict(r["points"], warmup),
+        "peak_rss_mb": r["peak_rss_mb"],
+        "seconds": r["seconds"],
+        "docs_per_s": r["docs_per_s"],
+        "words_per_s": r["words_per_s"],
+        "rows": r["rows"],
+        "errors": r["errors"],
+        "torch_threads": r["torch_threads"],
+        "torch": r["torch"],
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "rss_after_run_mb": r["rss_after_run_mb"],
+        "points_docs_rss_low_high_mb_strings_lexemes": r["points"],
+    }
     write_text_atomic(out, json.dumps(result, indent=2) + "\n")
     typer.echo(f"{result['verdict']}; {r['docs_per_s']} docs/s; wrote {out}")
 

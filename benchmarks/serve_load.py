@@ -13,6 +13,7 @@ long they wait beside it; the big requests' count, latency and statuses are repo
     python benchmarks/serve_load.py --model training/model-best --seconds 120 --clients 4 --big-chars 500000 \
         --out benchmarks/results/serve_fairness.json
 """
+
 import asyncio
 import json
 import os
@@ -89,8 +90,9 @@ def make_big_text(chars: int, seed: int = 1) -> str:
     return "\n\n".join(paragraphs)[:chars]
 
 
-async def run_load(base: str, clients: int, seconds: float, texts: List[str], max_requests: int,
-                   big_text: str = "") -> dict:
+async def run_load(
+    base: str, clients: int, seconds: float, texts: List[str], max_requests: int, big_text: str = ""
+) -> dict:
     import httpx
 
     latencies: List[float] = []
@@ -142,21 +144,35 @@ async def run_load(base: str, clients: int, seconds: float, texts: List[str], ma
         "requests_per_s": round(len(latencies) / elapsed, 2),
         "latency_ms": {f"p{q}": round(1000 * percentile(latencies, q), 1) for q in (50, 90, 99)},
         "max_latency_ms": round(1000 * max(latencies, default=float("nan")), 1),
-        **({"big_requests": {"chars": len(big_text), "statuses": dict(big_statuses),
-                             "latency_s": [round(x, 2) for x in big_latencies]}} if big_text else {}),
+        **(
+            {
+                "big_requests": {
+                    "chars": len(big_text),
+                    "statuses": dict(big_statuses),
+                    "latency_s": [round(x, 2) for x in big_latencies],
+                }
+            }
+            if big_text
+            else {}
+        ),
     }
 
 
 def main(
-    model: Path = typer.Option(Path("training/model-best"), "--model", exists=True, file_okay=False,
-                               help="A trained pipeline folder"),
+    model: Path = typer.Option(
+        Path("training/model-best"), "--model", exists=True, file_okay=False, help="A trained pipeline folder"
+    ),
     seconds: float = typer.Option(60.0, "--seconds", min=1.0),
     clients: int = typer.Option(32, "--clients", min=1),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="The server's --batch-size"),
     max_requests: int = typer.Option(1_000_000, "--max-requests", min=1, help="Stop after this many requests"),
-    big_chars: int = typer.Option(0, "--big-chars", min=0,
-                                  help="Fairness scenario: one more client sends texts of this many characters "
-                                       "(0: off); the latency figures are the small requests'"),
+    big_chars: int = typer.Option(
+        0,
+        "--big-chars",
+        min=0,
+        help="Fairness scenario: one more client sends texts of this many characters "
+        "(0: off); the latency figures are the small requests'",
+    ),
     out: Path = typer.Option(Path("benchmarks/results/serve_load.json"), "--out"),
 ):
     """Measure requests/s and latency of /api/extract under concurrent clients."""
@@ -168,20 +184,42 @@ def main(
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "scripts" / "serve.py"), "--model", str(model), "--host", "127.0.0.1",
-             "--port", str(port), "--batch-size", str(batch_size), "--log-level", "warning",
-             "--max-text-chars", str(max(500_000, big_chars)), "--max-body-bytes", str(max(5_000_000, 4 * big_chars))],
-            stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                str(ROOT / "scripts" / "serve.py"),
+                "--model",
+                str(model),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--batch-size",
+                str(batch_size),
+                "--log-level",
+                "warning",
+                "--max-text-chars",
+                str(max(500_000, big_chars)),
+                "--max-body-bytes",
+                str(max(5_000_000, 4 * big_chars)),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
             # this checkout's tech_ner, not whichever one is installed
-            env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-                 "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
+            env={
+                **os.environ,
+                "HF_HUB_OFFLINE": "1",
+                "TRANSFORMERS_OFFLINE": "1",
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+            },
+        )
         try:
             load_start = time.monotonic()
             wait_until_up(base, proc)
             startup = time.monotonic() - load_start
             texts = make_texts(256)
-            stats = asyncio.run(run_load(base, clients, seconds, texts, max_requests,
-                                         make_big_text(big_chars) if big_chars else ""))
+            stats = asyncio.run(
+                run_load(base, clients, seconds, texts, max_requests, make_big_text(big_chars) if big_chars else "")
+            )
         finally:
             proc.send_signal(signal.SIGINT)
             try:
@@ -210,9 +248,11 @@ def main(
     lat = stats["latency_ms"]
     big = stats.get("big_requests")
     beside = f" beside {sum(big['statuses'].values())} texts of {big_chars:,} characters" if big else ""
-    typer.echo(f"{clients} clients{beside}, {stats['elapsed_s']} s: {stats['requests_per_s']} requests/s, "
-               f"p50 {lat['p50']} ms, p99 {lat['p99']} ms, max {stats['max_latency_ms']} ms, {stats['errors']} errors "
-               f"-> {out}")
+    typer.echo(
+        f"{clients} clients{beside}, {stats['elapsed_s']} s: {stats['requests_per_s']} requests/s, "
+        f"p50 {lat['p50']} ms, p99 {lat['p99']} ms, max {stats['max_latency_ms']} ms, {stats['errors']} errors "
+        f"-> {out}"
+    )
 
 
 if __name__ == "__main__":

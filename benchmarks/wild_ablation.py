@@ -9,6 +9,7 @@ for the run that is shipped, and given with --wild-test.
     python benchmarks/wild_ablation.py --run "A: what changed=runs/A/metrics/metrics.json" ... \
         --wild-test runs/D/metrics_wild_test/metrics.json --out benchmarks/results/wild_ablation.json
 """
+
 import json
 import platform
 from pathlib import Path
@@ -33,8 +34,11 @@ def main(
         name, _, path = item.rpartition("=")
         rows.append({"run": name, "test": scores(Path(path), "test"), "wild_dev": scores(Path(path), "wild_dev")})
         typer.echo(f"{name}: test {rows[-1]['test']}, wild_dev {rows[-1]['wild_dev']}")
-    result = {"machine": platform.processor() or platform.machine(), "runs": rows,
-              "shipped_wild_test": scores(wild_test, "wild_test") if wild_test else None}
+    result = {
+        "machine": platform.processor() or platform.machine(),
+        "runs": rows,
+        "shipped_wild_test": scores(wild_test, "wild_test") if wild_test else None,
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     typer.echo(f"Wrote {out}")

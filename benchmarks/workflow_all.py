@@ -7,6 +7,7 @@ evaluate step (spaCy's scorer and seqeval strict) and the accuracy written into 
 
     python benchmarks/workflow_all.py --out benchmarks/results/workflow_all.json
 """
+
 import json
 import os
 import platform
@@ -33,9 +34,12 @@ def main(
 ):
     from tech_ner.files.atomic import write_text_atomic
 
-    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
-                           cwd=ROOT, check=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, cwd=ROOT, check=True
+    ).stdout.strip()
     tmp = Path(tempfile.mkdtemp(prefix="workflow_all_"))
     clone = tmp / "en_tech_ner"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
@@ -49,8 +53,15 @@ def main(
     with open(log_path, "w", encoding="utf-8") as log:
         # step headers arrive when printed, not when a buffer fills; the clone's own tech_ner, not an installed one
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(clone)}
-        proc = subprocess.Popen([sys.executable, "-m", "spacy", "project", "run", "all"], cwd=clone, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "spacy", "project", "run", "all"],
+            cwd=clone,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
         assert proc.stdout is not None
         for line in proc.stdout:
             log.write(line)
@@ -75,19 +86,30 @@ def main(
     wheels = sorted(p.name for p in (clone / "packages").glob("*/dist/*.whl"))
     f1 = test["spacy"]["ents_f"]
     result = {
-        "commit": head, "uncommitted_changes": bool(dirty),
-        "wall_seconds": round(wall, 1), "wall_minutes": round(wall / 60, 2), "steps": steps,
-        "test": {"spacy": {k: test["spacy"][k] for k in ("ents_p", "ents_r", "ents_f")},
-                 "seqeval_strict": test.get("seqeval_strict")},
-        **{split: {"spacy": {k: metrics.get("splits", metrics)[split]["spacy"][k] for k in ("ents_p", "ents_r", "ents_f")}}
-           for split in ("wild_dev", "wild_test") if split in metrics.get("splits", metrics)},
+        "commit": head,
+        "uncommitted_changes": bool(dirty),
+        "wall_seconds": round(wall, 1),
+        "wall_minutes": round(wall / 60, 2),
+        "steps": steps,
+        "test": {
+            "spacy": {k: test["spacy"][k] for k in ("ents_p", "ents_r", "ents_f")},
+            "seqeval_strict": test.get("seqeval_strict"),
+        },
+        **{
+            split: {
+                "spacy": {k: metrics.get("splits", metrics)[split]["spacy"][k] for k in ("ents_p", "ents_r", "ents_f")}
+            }
+            for split in ("wild_dev", "wild_test")
+            if split in metrics.get("splits", metrics)
+        },
         "torch_threads": os.environ.get("OMP_NUM_THREADS", "default"),
         "packaged_meta_performance": meta.get("performance", {}).get("ents_f"),
         "cpu_precision": meta.get("cpu_precision"),
         "wheels": wheels,
-        "targets": {"minutes": target_minutes, "f1": target_f1,
-                    "met": wall / 60 < target_minutes and f1 >= target_f1},
-        "python": platform.python_version(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
+        "targets": {"minutes": target_minutes, "f1": target_f1, "met": wall / 60 < target_minutes and f1 >= target_f1},
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
     }
     write_text_atomic(out, json.dumps(result, indent=2) + "\n")
     typer.echo(json.dumps(result, indent=2))

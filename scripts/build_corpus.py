@@ -1,4 +1,5 @@
 """Build the embedded corpus from corpus/sources (see `tech-ner build-corpus --help`)."""
+
 import typer
 
 from tech_ner.commands.build_corpus import build_corpus_command

@@ -1,4 +1,5 @@
 """Convert BIO files into a DocBin corpus (see `tech-ner convert --help`)."""
+
 import typer
 
 from tech_ner.commands.convert import convert_command

@@ -1,4 +1,5 @@
 """Evaluate a trained pipeline on gold splits (see `tech-ner evaluate --help`)."""
+
 import typer
 
 from tech_ner.commands.evaluate import evaluate_command

@@ -1,4 +1,5 @@
 """Extract technology terms from a corpus: `python scripts/extract.py INPUTS... -o out.jsonl --model training/model-best`."""
+
 import typer
 
 from tech_ner.commands.extract import extract_command

@@ -1,4 +1,5 @@
 """Package a trained pipeline as an installable wheel and sdist (see `tech-ner package --help`)."""
+
 import typer
 
 from tech_ner.commands.package import package_command

@@ -1,4 +1,5 @@
 """The workflow's convert step (see `tech-ner prepare --help`)."""
+
 import typer
 
 from tech_ner.commands.prepare import prepare_command

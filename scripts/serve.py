@@ -1,4 +1,5 @@
 """Serve the web page and HTTP API for extracting technology terms (see `tech-ner serve --help`)."""
+
 import typer
 
 from tech_ner.commands.serve import serve_command

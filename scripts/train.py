@@ -1,4 +1,5 @@
 """Train the NER pipeline (see `tech-ner train --help`)."""
+
 import typer
 
 from tech_ner.commands.train import CONTEXT_SETTINGS, train_command

@@ -76,7 +76,13 @@ def tiny_pipeline(tmp_path_factory, tiny_bert, tiny_corpus):
     from tech_ner.training.train import train
 
     out = tmp_path_factory.mktemp("tiny-pipeline")
-    train(ROOT / "configs" / "tiny.cfg", out, overrides={
-        "paths.train": str(tiny_corpus / "train.spacy"), "paths.dev": str(tiny_corpus / "dev.spacy"),
-        "paths.backbone": str(tiny_bert)})
+    train(
+        ROOT / "configs" / "tiny.cfg",
+        out,
+        overrides={
+            "paths.train": str(tiny_corpus / "train.spacy"),
+            "paths.dev": str(tiny_corpus / "dev.spacy"),
+            "paths.backbone": str(tiny_bert),
+        },
+    )
     return out / "model-last"

@@ -1,4 +1,5 @@
 """The `bio_ner` component: IOB2 decoding, gold alignment, training, serialization, preset entities."""
+
 import itertools
 
 import numpy
@@ -16,14 +17,17 @@ def test_tag_names_order():
     assert tag_names(LABELS) == ["O", "B-LIB", "I-LIB", "B-TECH", "I-TECH"]
 
 
-@pytest.mark.parametrize("tags, spans", [
-    ([0, 0], []),
-    ([1, 2, 2, 0, 3], [(0, 3, "LIB"), (4, 5, "TECH")]),
-    ([1, 1], [(0, 1, "LIB"), (1, 2, "LIB")]),           # B B: two entities
-    ([0, 2, 2], [(1, 3, "LIB")]),                        # stray I starts one (seqeval's lenient reading)
-    ([1, 4, 4], [(0, 1, "LIB"), (1, 3, "TECH")]),        # I of another label starts a new entity
-    ([4], [(0, 1, "TECH")]),
-])
+@pytest.mark.parametrize(
+    "tags, spans",
+    [
+        ([0, 0], []),
+        ([1, 2, 2, 0, 3], [(0, 3, "LIB"), (4, 5, "TECH")]),
+        ([1, 1], [(0, 1, "LIB"), (1, 2, "LIB")]),  # B B: two entities
+        ([0, 2, 2], [(1, 3, "LIB")]),  # stray I starts one (seqeval's lenient reading)
+        ([1, 4, 4], [(0, 1, "LIB"), (1, 3, "TECH")]),  # I of another label starts a new entity
+        ([4], [(0, 1, "TECH")]),
+    ],
+)
 def test_tags_to_spans(tags, spans):
     assert tags_to_spans(tags, LABELS) == spans
 
@@ -41,8 +45,10 @@ def test_viterbi_is_the_best_valid_sequence_by_brute_force():
         scores = rng.normal(size=(n, 5)) * 3
         path = list(decode_viterbi(scores, start, follows))
         logp = scores - numpy.log(numpy.exp(scores).sum(axis=1, keepdims=True))
-        best = max((s for s in itertools.product(range(5), repeat=n) if _valid(s, start, follows)),
-                   key=lambda s: sum(logp[i, t] for i, t in enumerate(s)))
+        best = max(
+            (s for s in itertools.product(range(5), repeat=n) if _valid(s, start, follows)),
+            key=lambda s: sum(logp[i, t] for i, t in enumerate(s)),
+        )
         assert _valid(path, start, follows)
         assert path == list(best), (scores, path, best)
         changed += path != list(scores.argmax(axis=1))
@@ -132,8 +138,9 @@ def test_loss_ignores_tokens_that_do_not_align():
     nlp, _, _ = _trained_blank(steps=1)
     ner = nlp.get_pipe("ner")
     pred = nlp.make_doc("x Node.js y")
-    gold = spacy.tokens.Doc(nlp.vocab, words=["x", "Node", ".js", "y"], spaces=[True, False, True, False],
-                            ents=["O", "B-TECH", "O", "O"])
+    gold = spacy.tokens.Doc(
+        nlp.vocab, words=["x", "Node", ".js", "y"], spaces=[True, False, True, False], ents=["O", "B-TECH", "O", "O"]
+    )
     eg = Example(pred, gold)
     assert eg.get_aligned_ner()[1] in (None, "-")
     scores = ner.model.predict([pred])

@@ -4,6 +4,7 @@ Chromium driven by Playwright. A person pastes text, submits, and sees the terms
 Only the system browser is used (`playwright install` downloads browsers, which this project never does):
 install it with `.ci/install-browser`.
 """
+
 import os
 import signal
 import socket
@@ -16,8 +17,16 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ROOT = Path(__file__).resolve().parent.parent
 TEXT = "We moved the build from Jenkins to GitHub Actions.\n\nThe Rust service now runs on Kubernetes, next to the old Rust one."
 
@@ -49,9 +58,23 @@ def server(ruled_pipeline, tmp_path):
     port = _free_port()
     log = open(tmp_path / "server.log", "wb")
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "serve.py"), "--model", str(ruled_pipeline),
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "serve.py"),
+            "--model",
+            str(ruled_pipeline),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -83,7 +106,8 @@ def test_paste_text_and_see_terms_highlighted(server, tmp_path):
 
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+            str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
         try:
             page = context.new_page()
             page.goto(server)
@@ -94,7 +118,9 @@ def test_paste_text_and_see_terms_highlighted(server, tmp_path):
             # displaCy's mark holds the term and its label; the tiny ner may add marks of its own
             marks = page.locator("#highlighted mark.entity")
             highlighted = [" ".join(m.split()) for m in marks.all_inner_texts()]
-            ruled = [m for m in highlighted if m.rsplit(" ", 1)[0] in ("Jenkins", "GitHub Actions", "Rust", "Kubernetes")]
+            ruled = [
+                m for m in highlighted if m.rsplit(" ", 1)[0] in ("Jenkins", "GitHub Actions", "Rust", "Kubernetes")
+            ]
             assert ruled == ["Jenkins TECH", "GitHub Actions TECH", "Rust TECH", "Kubernetes TECH", "Rust TECH"]
             assert marks.first.is_visible()
             rows = [" ".join(r.split()) for r in page.locator("#terms tbody tr").all_inner_texts()]

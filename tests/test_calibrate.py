@@ -1,4 +1,5 @@
 """The outside_bias setting of bio_ner and `tech-ner calibrate`, which chooses it on a held-out set."""
+
 import json
 
 import numpy
@@ -45,8 +46,11 @@ def test_sweep_scores_each_bias_and_choose_prefers_the_smallest_change(nlp, gold
     rows = sweep(nlp, gold, biases=(0.0, 100.0))
     assert [r["outside_bias"] for r in rows] == [0.0, 100.0]
     assert rows[1]["r"] == 0.0 and rows[1]["f"] == 0.0  # nothing is tagged against such a bias
-    tie = [{"outside_bias": 1.0, "f_beta": 0.5, "p": 0.6}, {"outside_bias": -0.5, "f_beta": 0.5, "p": 0.5},
-           {"outside_bias": 2.0, "f_beta": 0.4, "p": 0.9}]
+    tie = [
+        {"outside_bias": 1.0, "f_beta": 0.5, "p": 0.6},
+        {"outside_bias": -0.5, "f_beta": 0.5, "p": 0.5},
+        {"outside_bias": 2.0, "f_beta": 0.4, "p": 0.9},
+    ]
     assert choose(tie) == (tie[1], True)
     assert choose(tie, min_precision=0.55) == (tie[0], True)  # the best F among the precise enough
     assert choose(tie, min_precision=0.85) == (tie[2], True)
@@ -58,8 +62,9 @@ def test_sweep_scores_each_bias_and_choose_prefers_the_smallest_change(nlp, gold
 
 def test_calibrate_writes_a_pipeline_that_loads_with_its_bias(tiny_pipeline, tiny_corpus, tmp_path):
     out, report = tmp_path / "calibrated", tmp_path / "sweep.json"
-    res = runner.invoke(app, ["calibrate", str(tiny_pipeline), str(tiny_corpus / "dev.spacy"), "-o", str(out),
-                              "--report", str(report)])
+    res = runner.invoke(
+        app, ["calibrate", str(tiny_pipeline), str(tiny_corpus / "dev.spacy"), "-o", str(out), "--report", str(report)]
+    )
     assert res.exit_code == 0, res.output
     chosen = json.loads(report.read_text())["chosen"]["outside_bias"]
     assert f"outside_bias {chosen:+.2f}" in res.output
@@ -124,11 +129,13 @@ def test_the_sweep_scores_what_the_whole_pipeline_predicts(nlp, gold):
     from spacy.tokens import Doc
     from spacy.training import Example
 
-    assert "term_rules" in nlp.pipe_names[nlp.pipe_names.index("ner") + 1:]
+    assert "term_rules" in nlp.pipe_names[nlp.pipe_names.index("ner") + 1 :]
     for bias in (0.0, -8.0):  # at -8 nearly every token is tagged, and term_rules drops the dangling ones
         nlp.get_pipe("ner").cfg["outside_bias"] = bias
         copies = [Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in gold]
         whole = Scorer.score_spans([Example(p, g) for p, g in zip(nlp.pipe(copies), gold)], "ents")
         nlp.get_pipe("ner").cfg["outside_bias"] = 0.0
         (row,) = sweep(nlp, gold, biases=(bias,))
-        assert (row["p"], row["r"], row["f"]) == tuple(round(whole[k] or 0.0, 4) for k in ("ents_p", "ents_r", "ents_f"))
+        assert (row["p"], row["r"], row["f"]) == tuple(
+            round(whole[k] or 0.0, 4) for k in ("ents_p", "ents_r", "ents_f")
+        )

@@ -5,6 +5,7 @@ Extensions are global to the process, so every test that changes `labels`,
 `attrs` or `min_count` takes fresh attribute names from the `fresh_attrs`
 fixture, which removes them afterwards.
 """
+
 import importlib
 import itertools
 import os
@@ -66,12 +67,14 @@ def set_ents(doc, *marks):
 def ruler_pipeline(**config):
     nlp = spacy.blank("en")
     ruler = nlp.add_pipe("entity_ruler")
-    ruler.add_patterns([
-        {"label": "TECH", "pattern": [{"LOWER": "python"}]},
-        {"label": "TECH", "pattern": [{"LOWER": "react"}, {"LOWER": "native"}]},
-        {"label": "TECH", "pattern": [{"LOWER": "docker"}]},
-        {"label": "ORG", "pattern": "Google"},
-    ])
+    ruler.add_patterns(
+        [
+            {"label": "TECH", "pattern": [{"LOWER": "python"}]},
+            {"label": "TECH", "pattern": [{"LOWER": "react"}, {"LOWER": "native"}]},
+            {"label": "TECH", "pattern": [{"LOWER": "docker"}]},
+            {"label": "ORG", "pattern": "Google"},
+        ]
+    )
     nlp.add_pipe("tech_terms", config=config)
     return nlp
 
@@ -81,8 +84,13 @@ TEXT = "PYTHON and React  Native at Google; python, react native and Docker. Pyt
 
 def test_dedup_case_and_whitespace_in_order_of_first_appearance(nlp):
     nlp.add_pipe("tech_terms")
-    doc = set_ents(nlp.make_doc(TEXT), (r"(?i)python", "TECH"), (r"(?i)react\s+native", "TECH"),
-                   (r"Docker", "TECH"), (r"Google", "ORG"))
+    doc = set_ents(
+        nlp.make_doc(TEXT),
+        (r"(?i)python", "TECH"),
+        (r"(?i)react\s+native", "TECH"),
+        (r"Docker", "TECH"),
+        (r"Google", "ORG"),
+    )
     doc = nlp(doc)
     terms = doc._.tech_terms
     assert [str(t) for t in terms] == ["PYTHON", "React  Native", "Docker"]  # text of the first mention
@@ -107,8 +115,13 @@ def test_term_object(nlp):
     assert isinstance(term, TechTerm)
     assert str(term) == f"{term}" == "Rust"
     assert term.label == "TECH"
-    assert term.to_dict() == {"text": "Rust", "key": "rust", "count": 2,
-                              "offsets": [[0, 4], [9, 13]], "labels": ["TECH"]}
+    assert term.to_dict() == {
+        "text": "Rust",
+        "key": "rust",
+        "count": 2,
+        "offsets": [[0, 4], [9, 13]],
+        "labels": ["TECH"],
+    }
 
 
 def test_other_labels_are_ignored_by_default(nlp):
@@ -289,16 +302,17 @@ def test_multiprocessing_pipe_matches_single_process():
     texts = [TEXT, "", "Docker, docker, DOCKER", "Google only", "python  and React Native"] * 4
 
     def summary(docs):
-        return [([t.to_dict() for t in d._.tech_terms], [t._.is_tech for t in d], [e._.is_tech for e in d.ents])
-                for d in docs]
+        return [
+            ([t.to_dict() for t in d._.tech_terms], [t._.is_tech for t in d], [e._.is_tech for e in d.ents])
+            for d in docs
+        ]
 
     single = summary(nlp.pipe(texts, n_process=1))
     multi = summary(nlp.pipe(texts, n_process=2, batch_size=3))
     assert multi == single
-    assert single[2][0] == [{"text": "Docker", "key": "docker", "count": 3,
-                             "offsets": [[0, 6], [8, 14], [16, 22]], "labels": ["TECH"]}]
-
-
+    assert single[2][0] == [
+        {"text": "Docker", "key": "docker", "count": 3, "offsets": [[0, 6], [8, 14], [16, 22]], "labels": ["TECH"]}
+    ]
 
 
 def _copy_runtime_files(package_dir):
@@ -336,7 +350,8 @@ def test_packaged_copy_and_entry_point_in_one_process(tmp_path):
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-tech-ner\nVersion: 0.0\n")
     (dist / "entry_points.txt").write_text(
         "[spacy_factories]\ntech_terms = tech_ner.pipeline.component:make_tech_terms\n"
-        "bio_ner = tech_ner.pipeline.bio_ner:make_bio_ner\ncpu_precision = tech_ner.pipeline.precision:make_cpu_precision\n")
+        "bio_ner = tech_ner.pipeline.bio_ner:make_bio_ner\ncpu_precision = tech_ner.pipeline.precision:make_cpu_precision\n"
+    )
     script = textwrap.dedent("""
         import en_fake_tech, spacy
         from spacy.tokens import Span

@@ -1,4 +1,5 @@
 """Every BIO shape in, every bad input named: tech_ner.corpus.convert and the readers."""
+
 import json
 
 import pytest
@@ -38,9 +39,21 @@ def run(write, tmp_path, name, content, **kw):
     [
         ("a.tsv", TWO_COL, "two_column"),
         ("a.txt", TWO_COL.replace("\t", " "), "two_column"),
-        ("a.conll", "-DOCSTART- -X- -X- O\n\nWe PRP B-NP O\nuse VBP B-VP O\nC++ NN B-NP B-TECH\nand CC O O\nNode.js NNP B-NP B-TECH\n\nRust NNP B-NP B-TECH\n2021 CD I-NP I-TECH\nships VBZ B-VP O\n\n", "conll2003"),
-        ("a.iob", "We -X- _ O\nuse -X- _ O\nC++ -X- _ B-TECH\nand -X- _ O\nNode.js -X- _ B-TECH\n\nRust -X- _ B-TECH\n2021 -X- _ I-TECH\nships -X- _ O\n", "x_column"),
-        ("a.txt", "We\tO\tWe\tO\nuse\tO\tuse\tO\nC++\tB-TECH\tC++\tO\nand\tO\tand\tO\nNode.js\tB-TECH\tNode.js\tO\n\t\nRust\tB-TECH\tRust\tO\n2021\tI-TECH\t2021\tO\nships\tO\tships\tO\n\t\n", "stackoverflow"),
+        (
+            "a.conll",
+            "-DOCSTART- -X- -X- O\n\nWe PRP B-NP O\nuse VBP B-VP O\nC++ NN B-NP B-TECH\nand CC O O\nNode.js NNP B-NP B-TECH\n\nRust NNP B-NP B-TECH\n2021 CD I-NP I-TECH\nships VBZ B-VP O\n\n",
+            "conll2003",
+        ),
+        (
+            "a.iob",
+            "We -X- _ O\nuse -X- _ O\nC++ -X- _ B-TECH\nand -X- _ O\nNode.js -X- _ B-TECH\n\nRust -X- _ B-TECH\n2021 -X- _ I-TECH\nships -X- _ O\n",
+            "x_column",
+        ),
+        (
+            "a.txt",
+            "We\tO\tWe\tO\nuse\tO\tuse\tO\nC++\tB-TECH\tC++\tO\nand\tO\tand\tO\nNode.js\tB-TECH\tNode.js\tO\n\t\nRust\tB-TECH\tRust\tO\n2021\tI-TECH\t2021\tO\nships\tO\tships\tO\n\t\n",
+            "stackoverflow",
+        ),
     ],
 )
 def test_column_formats(write, tmp_path, name, content, fmt):
@@ -54,7 +67,7 @@ def test_column_formats(write, tmp_path, name, content, fmt):
 
 
 def test_csv_annotated_corpus_shape_cp1252_crlf(write, tmp_path):
-    text = "Sentence #,Word,POS,Tag\r\nSentence: 1,Caf\u00e9,NN,O\r\n,runs,VBZ,O\r\n,\"Python\",NNP,B-tech\r\n,.,.,O\r\nSentence: 2,\"3D\",NN,B-tech\r\n,printing,NN,I-tech\r\n"
+    text = 'Sentence #,Word,POS,Tag\r\nSentence: 1,Caf\u00e9,NN,O\r\n,runs,VBZ,O\r\n,"Python",NNP,B-tech\r\n,.,.,O\r\nSentence: 2,"3D",NN,B-tech\r\n,printing,NN,I-tech\r\n'
     stats, docs = run(write, tmp_path, "ner.csv", text.encode("cp1252"), read_options=ReadOptions(encoding="cp1252"))
     assert ents(docs) == [("Python", "tech"), ("3D printing", "tech")]
     assert docs[0][0].text == "Caf\u00e9"
@@ -67,7 +80,7 @@ def test_csv_annotated_corpus_shape_cp1252_crlf(write, tmp_path):
 
 
 def test_csv_utf8_lf(write, tmp_path):
-    text = "Sentence #,Word,POS,Tag\nSentence: 1,We,PRP,O\n,love,VBP,O\n,\"C,\",NN,O\n,Go,NNP,B-TECH\n"
+    text = 'Sentence #,Word,POS,Tag\nSentence: 1,We,PRP,O\n,love,VBP,O\n,"C,",NN,O\n,Go,NNP,B-TECH\n'
     stats, docs = run(write, tmp_path, "ner.csv", text)
     assert [t.text for t in docs[0]] == ["We", "love", "C,", "Go"]
     assert ents(docs) == [("Go", "TECH")]
@@ -79,7 +92,9 @@ def test_jsonl_strings_and_ids(write, tmp_path):
         {"id": 1, "tokens": ["Lithium-ion", "battery", "packs"], "ner_tags": [1, 2, 0]},
     ]
     content = "\n".join(json.dumps(l) for l in lines) + "\n"
-    stats, docs = run(write, tmp_path, "a.jsonl", content, read_options=ReadOptions(tag_names=["O", "B-TECH", "I-TECH"]))
+    stats, docs = run(
+        write, tmp_path, "a.jsonl", content, read_options=ReadOptions(tag_names=["O", "B-TECH", "I-TECH"])
+    )
     assert ents(docs) == [("PyTorch", "TECH"), ("Lithium-ion battery", "TECH")]
     content = json.dumps({"words": ["Rust", "rocks"], "ner": ["B-TECH", "O"]}) + "\n"
     stats, docs = run(write, tmp_path, "b.jsonl", content)
@@ -252,11 +267,15 @@ def test_folder_output_is_sharded(write, tmp_path):
     assert sum(len(d) for d in docs) == 100
 
 
-@pytest.mark.parametrize("tag_names, label_map, message", [
-    (b"\xff\xfe not text", b"\xff\xfe not text", "is not valid UTF-8"),
-    (b"[" * 200_000, b'{"a": ' * 200_000, "is JSON nested too deeply"),
-    (b"[1, 2", b'{"a": "b"', "is not valid JSON"),
-], ids=["not-utf8", "nested", "invalid"])
+@pytest.mark.parametrize(
+    "tag_names, label_map, message",
+    [
+        (b"\xff\xfe not text", b"\xff\xfe not text", "is not valid UTF-8"),
+        (b"[" * 200_000, b'{"a": ' * 200_000, "is JSON nested too deeply"),
+        (b"[1, 2", b'{"a": "b"', "is not valid JSON"),
+    ],
+    ids=["not-utf8", "nested", "invalid"],
+)
 def test_tag_names_and_label_map_files_share_their_error_handling(tmp_path, tag_names, label_map, message):
     from tech_ner.corpus.labels import load_label_map_file
     from tech_ner.corpus.tabular import load_tag_names

@@ -2,6 +2,7 @@
 would read the same records; on a local Ray the shards hold exactly the single-host rows (same ids, terms, spans,
 error rows), in Parquet or JSONL; --resume writes only missing shards; a killed actor loses and duplicates nothing;
 `TermExtractor` works in a user's own Ray Data program; without Ray, one line names the extra."""
+
 import json
 import os
 import pickle
@@ -32,6 +33,7 @@ from tech_ner.commands.cli import app  # noqa: E402
 from tech_ner.files.problems import InputError  # noqa: E402
 
 from .test_extract import SENTENCES, read_rows  # noqa: E402
+
 
 def run(*args):
     return CliRunner().invoke(app, ["extract", *[str(a) for a in args]])
@@ -68,8 +70,10 @@ def corpus(tmp_path_factory):
         else:
             lines.append(json.dumps({"id": f"d{i}", "text": text} if i % 3 else {"text": text}))
     (folder / "docs.jsonl").write_text("\r\n".join(lines) + "\n", encoding="utf-8")
-    (folder / "rows.csv").write_text('id,text\nc1,"Hello, Rust"\nc2,"two\nlines of Go"\n3,"stray\nc4,fine Java\n'
-                                     ',no id here\nc6,"more ""Python"""\n', encoding="utf-8")
+    (folder / "rows.csv").write_text(
+        'id,text\nc1,"Hello, Rust"\nc2,"two\nlines of Go"\n3,"stray\nc4,fine Java\n,no id here\nc6,"more ""Python"""\n',
+        encoding="utf-8",
+    )
     txt = folder / "txt"
     (txt / "sub").mkdir(parents=True)
     for i, sentence in enumerate(SENTENCES):
@@ -96,8 +100,23 @@ def single_host(tiny_pipeline, corpus, tmp_path_factory):
 @pytest.fixture(scope="module")
 def ray_output(ray_local, tiny_pipeline, corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("ray") / "shards"
-    res = run(*inputs_of(corpus), "-o", out, "-m", tiny_pipeline, "--engine", "ray", "--workers", 2,
-              "--format", "jsonl", "--block-records", 4, "--max-piece-chars", 500)
+    res = run(
+        *inputs_of(corpus),
+        "-o",
+        out,
+        "-m",
+        tiny_pipeline,
+        "--engine",
+        "ray",
+        "--workers",
+        2,
+        "--format",
+        "jsonl",
+        "--block-records",
+        4,
+        "--max-piece-chars",
+        500,
+    )
     assert res.exit_code == 0, res.output
     return out, res
 
@@ -130,14 +149,30 @@ def test_a_glob_reads_what_it_matches(corpus):
     assert [f.doc_id for f in files] == ["sub/t1.txt", "sub/t3.txt", "sub-x/t.txt"]
 
 
-LINE_PARTS = ['{"id": 1, "text": "a"}', '{"text": "b\\u00e9"}', "", "  ", "{bad", '"x,y"', "a,b", 'q,"open', 'z,"',
-              "\ufeff{}", "p,r", '{"id": "\\u00ff", "text": "c"}']
+LINE_PARTS = [
+    '{"id": 1, "text": "a"}',
+    '{"text": "b\\u00e9"}',
+    "",
+    "  ",
+    "{bad",
+    '"x,y"',
+    "a,b",
+    'q,"open',
+    'z,"',
+    "\ufeff{}",
+    "p,r",
+    '{"id": "\\u00ff", "text": "c"}',
+]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(parts=st.lists(st.sampled_from(LINE_PARTS), min_size=1, max_size=14),
-       ends=st.lists(st.sampled_from([b"\n", b"\r\n", b"\r"]), min_size=14, max_size=14),
-       block_records=st.integers(1, 3), kind=st.sampled_from(["jsonl", "csv"]), bad_byte=st.booleans())
+@given(
+    parts=st.lists(st.sampled_from(LINE_PARTS), min_size=1, max_size=14),
+    ends=st.lists(st.sampled_from([b"\n", b"\r\n", b"\r"]), min_size=14, max_size=14),
+    block_records=st.integers(1, 3),
+    kind=st.sampled_from(["jsonl", "csv"]),
+    bad_byte=st.booleans(),
+)
 def test_cuts_of_any_file_read_the_same_records(tmp_path, parts, ends, block_records, kind, bad_byte):
     body = b"".join(p.encode("utf-8") + e for p, e in zip(parts, ends))
     if bad_byte:
@@ -176,8 +211,16 @@ def test_resume_writes_only_the_missing_shards(ray_output, single_host, tiny_pip
     for p in removed:
         p.unlink()
     kept = {p.name: p.stat().st_mtime_ns for p in shards if p not in removed}
-    stats = dist.extract_distributed(str(tiny_pipeline), [str(p) for p in inputs_of(corpus)], str(out), fmt="jsonl",
-                                     workers=1, resume=True, block_records=4, max_piece_chars=500)
+    stats = dist.extract_distributed(
+        str(tiny_pipeline),
+        [str(p) for p in inputs_of(corpus)],
+        str(out),
+        fmt="jsonl",
+        workers=1,
+        resume=True,
+        block_records=4,
+        max_piece_chars=500,
+    )
     assert (stats.shards, stats.shards_resumed) == (2, len(shards) - 2)
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*") if p.name in kept} == kept
     assert list(dist.read_output(str(out))) == single_host
@@ -185,23 +228,43 @@ def test_resume_writes_only_the_missing_shards(ray_output, single_host, tiny_pip
 
 def test_parquet_in_and_out_and_the_library_class(ray_local, tiny_pipeline, tmp_path):
     texts = [f"{SENTENCES[i % 5]} Item {i}." for i in range(11)]
-    table = pa.table({"id": [f"p{i}" if i % 4 else None for i in range(11)],
-                      "text": [None if i == 6 else t for i, t in enumerate(texts)]})
+    table = pa.table(
+        {
+            "id": [f"p{i}" if i % 4 else None for i in range(11)],
+            "text": [None if i == 6 else t for i, t in enumerate(texts)],
+        }
+    )
     pq.write_table(table, tmp_path / "in.parquet", row_group_size=4)
-    stats = dist.extract_distributed(str(tiny_pipeline), [str(tmp_path / "in.parquet")], str(tmp_path / "out"),
-                                     workers=1, cpus_per_worker=2, block_records=3)
+    stats = dist.extract_distributed(
+        str(tiny_pipeline),
+        [str(tmp_path / "in.parquet")],
+        str(tmp_path / "out"),
+        workers=1,
+        cpus_per_worker=2,
+        block_records=3,
+    )
     assert (stats.rows, stats.errors, stats.shards) == (11, 1, 4)
     rows = list(dist.read_output(str(tmp_path / "out")))
     nlp = load_pipeline(tiny_pipeline)
     reference = list(extract_rows(nlp, [Record(i, f"p{i}" if i % 4 else i + 1, t) for i, t in enumerate(texts)]))
-    reference[6] = {"id": "p6", "terms": [], "spans": [], "error": f"{tmp_path / 'in.parquet'}:7: column 'text' is null"}
+    reference[6] = {
+        "id": "p6",
+        "terms": [],
+        "spans": [],
+        "error": f"{tmp_path / 'in.parquet'}:7: column 'text' is null",
+    }
     assert same_rows(rows, reference)
     assert pq.read_schema(next((tmp_path / "out").glob("shard-*.parquet"))) == dist.row_schema()
 
     # a user's own program, as the README shows it: ids kept as they are (here integers), written by Ray Data
     ds = ray.data.from_items([{"id": i, "text": None if i == 6 else t} for i, t in enumerate(texts)])
-    ds.map_batches(dist.TermExtractor, fn_constructor_kwargs={"model": str(tiny_pipeline)}, batch_size=4,
-                   compute=ray.data.ActorPoolStrategy(size=1), num_cpus=1).write_parquet(str(tmp_path / "lib"))
+    ds.map_batches(
+        dist.TermExtractor,
+        fn_constructor_kwargs={"model": str(tiny_pipeline)},
+        batch_size=4,
+        compute=ray.data.ActorPoolStrategy(size=1),
+        num_cpus=1,
+    ).write_parquet(str(tmp_path / "lib"))
     got = sorted(pq.read_table(tmp_path / "lib").to_pylist(), key=lambda r: r["id"])
     assert [r["id"] for r in got] == list(range(11))
     assert [r["terms"] for r in got] == [r["terms"] for r in reference]
@@ -211,12 +274,21 @@ def test_parquet_in_and_out_and_the_library_class(ray_local, tiny_pipeline, tmp_
 
 def test_uris_in_and_out(ray_local, tiny_pipeline, corpus, tmp_path):
     """The object-storage path (pyarrow file systems, temporary name then move), run on file:// URIs."""
-    reference = run(corpus / "docs.jsonl", "-o", tmp_path / "single.jsonl", "-m", tiny_pipeline, "--no-progress",
-                    "--max-piece-chars", 500)
+    reference = run(
+        corpus / "docs.jsonl",
+        "-o",
+        tmp_path / "single.jsonl",
+        "-m",
+        tiny_pipeline,
+        "--no-progress",
+        "--max-piece-chars",
+        500,
+    )
     assert reference.exit_code == 0, reference.output
     out = f"file://{tmp_path}/shards"
-    stats = dist.extract_distributed(str(tiny_pipeline), [f"file://{corpus}/*.jsonl"], out, workers=1, block_records=7,
-                                     max_piece_chars=500)
+    stats = dist.extract_distributed(
+        str(tiny_pipeline), [f"file://{corpus}/*.jsonl"], out, workers=1, block_records=7, max_piece_chars=500
+    )
     expected = [{**r, "error": r["error"] and f"file://{r['error']}"} for r in read_rows(tmp_path / "single.jsonl")]
     assert same_rows(list(dist.read_output(out)), expected) and stats.rows == len(expected)
     assert json.loads((tmp_path / "shards" / ".tech-ner-output.json").read_text())["complete"]
@@ -249,8 +321,9 @@ def test_a_killed_actor_loses_and_duplicates_nothing(ray_local, tiny_pipeline, t
 
     def go():
         try:
-            result["stats"] = dist.extract_distributed(str(tiny_pipeline), [str(tmp_path / "in.jsonl")], str(out),
-                                                       fmt="jsonl", workers=2, block_records=2)
+            result["stats"] = dist.extract_distributed(
+                str(tiny_pipeline), [str(tmp_path / "in.jsonl")], str(out), fmt="jsonl", workers=2, block_records=2
+            )
         except BaseException as e:  # handed to the test thread
             result["error"] = e
 
@@ -285,12 +358,15 @@ def test_without_ray_one_line_names_the_extra(monkeypatch, corpus, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--strict"], "--strict is for --engine local"),
-    (["--n-process", "2"], "use --workers"),
-    (["--format", "csv"], "--format 'csv': expected parquet or jsonl"),
-    (["--engine", "spark"], "--engine 'spark': expected local or ray"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--strict"], "--strict is for --engine local"),
+        (["--n-process", "2"], "use --workers"),
+        (["--format", "csv"], "--format 'csv': expected parquet or jsonl"),
+        (["--engine", "spark"], "--engine 'spark': expected local or ray"),
+    ],
+)
 def test_options_that_do_not_apply(corpus, tmp_path, extra, message):
     args = [corpus / "docs.jsonl", "-o", tmp_path / "out"] + (["--engine", "ray"] if "--engine" not in extra else [])
     res = run(*args, *extra)
@@ -300,7 +376,11 @@ def test_options_that_do_not_apply(corpus, tmp_path, extra, message):
 
 def test_a_model_that_cannot_load_is_one_line(corpus, tmp_path):
     res = run(corpus / "docs.jsonl", "-o", tmp_path / "out", "--engine", "ray", "-m", tmp_path / "nope")
-    assert res.exit_code == 1 and res.stderr.strip().splitlines()[-1].startswith("error: ") and "no such folder" in res.stderr
+    assert (
+        res.exit_code == 1
+        and res.stderr.strip().splitlines()[-1].startswith("error: ")
+        and "no such folder" in res.stderr
+    )
     assert not (tmp_path / "out").exists()
     # in a worker: the InputError crosses the process boundary whole, or (an actor's __init__) as its message line
     error = InputError("model", None, "cannot load the pipeline: [E053] Could not read meta.json")
@@ -313,7 +393,10 @@ def test_a_model_that_cannot_load_is_one_line(corpus, tmp_path):
         yield 1
         raise exc
 
-    for exc in (RuntimeError("wrapped"), ActorDied(f"creation task failed\n...\ntech_ner.files.problems.InputError: {error}\n")):
+    for exc in (
+        RuntimeError("wrapped"),
+        ActorDied(f"creation task failed\n...\ntech_ner.files.problems.InputError: {error}\n"),
+    ):
         if isinstance(exc, RuntimeError):
             exc.__cause__ = error
         with pytest.raises(InputError) as raised:

@@ -1,4 +1,5 @@
 """Evaluation: seqeval in both modes, parity with spaCy's scorer, reports, raw-text mode, plots and the CLI."""
+
 import json
 
 import numpy
@@ -17,7 +18,12 @@ from typer.testing import CliRunner
 
 from tech_ner.corpus.docbin import DOCBIN_ATTRS
 from tech_ner.evaluation.evaluate import (
-    confusion_markdown, confusion_table, evaluate_docs, label_report, raw_text_scores, score_tags,
+    confusion_markdown,
+    confusion_table,
+    evaluate_docs,
+    label_report,
+    raw_text_scores,
+    score_tags,
 )
 from tech_ner.commands.evaluate import evaluate_command
 from tech_ner.evaluation.parity import check_parity
@@ -29,6 +35,7 @@ LABELS = ["TECH", "LIB", "m1"]
 
 
 # --- builders -------------------------------------------------------------
+
 
 def make_doc(vocab, sents, *, source=None, spaces=True):
     """A gold Doc from sentences of (word, tag); sentence starts set; well-formed tags only."""
@@ -102,11 +109,13 @@ def any_tag_pairs(draw):
 def nlp():
     nlp = spacy.blank("en")
     ruler = nlp.add_pipe("entity_ruler")
-    ruler.add_patterns([
-        {"label": "TECH", "pattern": "Rust"},
-        {"label": "TECH", "pattern": "Python"},
-        {"label": "TECH", "pattern": [{"LOWER": "github"}, {"LOWER": "actions"}]},
-    ])
+    ruler.add_patterns(
+        [
+            {"label": "TECH", "pattern": "Rust"},
+            {"label": "TECH", "pattern": "Python"},
+            {"label": "TECH", "pattern": [{"LOWER": "github"}, {"LOWER": "actions"}]},
+        ]
+    )
     return nlp
 
 
@@ -116,10 +125,11 @@ def sentences(text_with_tags):
 
 
 GOLD_SENTS = [
-    [sentences("We|O rewrote|O the|O parser|O in|O Rust|B-TECH and|O kept|O the|O Python|B-TECH bindings|O .|O"),
-     sentences("She|O moved|O the|O jobs|O to|O GitHub|B-TECH Actions|I-TECH .|O")],
-    [sentences("A|O python|O swallowed|O the|O rabbit|O .|O"),
-     sentences("Install|O Node.js|B-TECH first|O .|O")],
+    [
+        sentences("We|O rewrote|O the|O parser|O in|O Rust|B-TECH and|O kept|O the|O Python|B-TECH bindings|O .|O"),
+        sentences("She|O moved|O the|O jobs|O to|O GitHub|B-TECH Actions|I-TECH .|O"),
+    ],
+    [sentences("A|O python|O swallowed|O the|O rabbit|O .|O"), sentences("Install|O Node.js|B-TECH first|O .|O")],
 ]
 
 
@@ -132,6 +142,7 @@ def write_gold(path, vocab, docs):
 
 
 # --- parity ---------------------------------------------------------------
+
 
 @SETTINGS
 @given(docs=doc_pairs())
@@ -194,17 +205,21 @@ def test_parity_lists_missing_annotation(nlp):
     result = check_parity([gold], [pred])
     assert not result.passed
     assert "part.tsv:3: missing annotation: 1 gold tokens have no entity annotation (first: token 1 'like')" in str(
-        result.differences[0])
+        result.differences[0]
+    )
 
 
 def test_parity_lists_misaligned_tokens(nlp):
     vocab = nlp.vocab
     gold = make_doc(vocab, [sentences("New|B-TECH York|O rocks|O")])
-    pred = Doc(vocab, words=["Ne", "w", "York", "rocks"], spaces=[False, True, True, False], ents=["B-TECH", "O", "O", "O"])
+    pred = Doc(
+        vocab, words=["Ne", "w", "York", "rocks"], spaces=[False, True, True, False], ents=["B-TECH", "O", "O", "O"]
+    )
     result = check_parity([gold], [pred])
     assert not result.passed
     assert "misaligned tokens: 4 predicted vs 3 gold tokens, first difference at gold token 0 'New'" in str(
-        result.differences[0])
+        result.differences[0]
+    )
 
 
 def test_parity_rejects_unequal_lengths(nlp):
@@ -214,6 +229,7 @@ def test_parity_rejects_unequal_lengths(nlp):
 
 
 # --- seqeval modes, report and confusion ------------------------------------
+
 
 def test_seqeval_i_start_is_an_entity_in_default_mode_only():
     gold, pred = [["B-ORG", "I-ORG"]], [["I-ORG", "I-ORG"]]
@@ -243,7 +259,13 @@ def test_confusion_table_by_hand():
     table = confusion_table(HAND_GOLD, HAND_PRED)
     assert list(table) == ["O", "B-LIB", "I-LIB", "B-TECH", "I-TECH"]
     nonzero = {(g, p): n for g, row in table.items() for p, n in row.items() if n}
-    assert nonzero == {("O", "O"): 1, ("O", "B-LIB"): 1, ("B-LIB", "O"): 1, ("B-TECH", "B-TECH"): 2, ("I-TECH", "I-TECH"): 1}
+    assert nonzero == {
+        ("O", "O"): 1,
+        ("O", "B-LIB"): 1,
+        ("B-LIB", "O"): 1,
+        ("B-TECH", "B-TECH"): 2,
+        ("I-TECH", "I-TECH"): 1,
+    }
     md = confusion_markdown(table)
     assert md.splitlines()[0] == "| gold \\ predicted | O | B-LIB | I-LIB | B-TECH | I-TECH |"
     assert "| B-LIB | 1 | 0 | 0 | 0 | 0 |" in md
@@ -268,18 +290,22 @@ def test_label_report_matches_seqeval_classification_report(pair):
         assert ours[key]["support"] == row["support"]
 
 
-@pytest.mark.parametrize("gold,pred,message", [
-    ([["O"]], [], "1 gold sequences but 0 predicted sequences"),
-    ([["O", "O"]], [["O"]], "sequence 0: 2 gold tags but 1 predicted tags"),
-    ([["E-TECH"]], [["O"]], "tag 'E-TECH' is not IOB2"),
-    ([["O"]], [["B-"]], "tag 'B-' is not IOB2"),
-])
+@pytest.mark.parametrize(
+    "gold,pred,message",
+    [
+        ([["O"]], [], "1 gold sequences but 0 predicted sequences"),
+        ([["O", "O"]], [["O"]], "sequence 0: 2 gold tags but 1 predicted tags"),
+        ([["E-TECH"]], [["O"]], "tag 'E-TECH' is not IOB2"),
+        ([["O"]], [["B-"]], "tag 'B-' is not IOB2"),
+    ],
+)
 def test_score_tags_rejects_bad_input(gold, pred, message):
     with pytest.raises(ValueError, match=message):
         score_tags(gold, pred)
 
 
 # --- pipeline evaluation and raw-text mode ---------------------------------
+
 
 def test_evaluate_docs_with_a_ruler(nlp):
     docs = [make_doc(nlp.vocab, sents, source=f"gold.tsv:{i}") for i, sents in enumerate(GOLD_SENTS)]
@@ -296,8 +322,12 @@ def test_evaluate_docs_with_a_ruler(nlp):
 
 def test_raw_text_counts_gold_entity_off_token_edges(nlp):
     # gold marks "Py" in "Python" as the entity; the tokenizer sees one token "Python"
-    gold = Doc(nlp.vocab, words=["We", "like", "Py", "thon", "."], spaces=[True, True, False, False, False],
-               ents=["O", "O", "B-TECH", "O", "O"])
+    gold = Doc(
+        nlp.vocab,
+        words=["We", "like", "Py", "thon", "."],
+        spaces=[True, True, False, False, False],
+        ents=["O", "O", "B-TECH", "O", "O"],
+    )
     raw = raw_text_scores(nlp, [gold])
     assert raw["misaligned_gold_entities"] == 1
     assert (raw["gold_entities"], raw["predicted_entities"], raw["tp"]) == (1, 1, 0)
@@ -306,15 +336,27 @@ def test_raw_text_counts_gold_entity_off_token_edges(nlp):
 
 # --- plots -----------------------------------------------------------------
 
+
 def assert_png(path):
     data = path.read_bytes()
     assert len(data) > 8 and data[:8] == PNG_SIGNATURE
 
 
 LOG_LINES = [
-    {"epoch": 0, "step": 0, "losses": {"transformer": 10.0, "ner": 50.0}, "scores": {"ents_f": 0.0, "ents_p": 0.0}, "score": 0.0},
-    {"epoch": 0, "step": 200, "losses": {"transformer": 965.9, "ner": 988.5},
-     "scores": {"ents_f": 0.71, "ents_p": 0.7, "ents_r": 0.72, "sents_f": 0.59}, "score": 0.71},
+    {
+        "epoch": 0,
+        "step": 0,
+        "losses": {"transformer": 10.0, "ner": 50.0},
+        "scores": {"ents_f": 0.0, "ents_p": 0.0},
+        "score": 0.0,
+    },
+    {
+        "epoch": 0,
+        "step": 200,
+        "losses": {"transformer": 965.9, "ner": 988.5},
+        "scores": {"ents_f": 0.71, "ents_p": 0.7, "ents_r": 0.72, "sents_f": 0.59},
+        "score": 0.71,
+    },
     {"epoch": 1, "step": 400, "losses": {"transformer": 300.2, "ner": 250.0}, "scores": {"ents_f": 0.8}, "score": 0.8},
 ]
 
@@ -329,11 +371,14 @@ def test_plots_are_png(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporaries
 
 
-@pytest.mark.parametrize("content,message", [
-    (None, "no such training log"),
-    ("", "the training log is empty"),
-    ('{"step": 1}\nnot json\n', ":2: not a JSON line"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (None, "no such training log"),
+        ("", "the training log is empty"),
+        ('{"step": 1}\nnot json\n', ":2: not a JSON line"),
+    ],
+)
 def test_training_curve_skipped_with_a_message(tmp_path, content, message):
     log = tmp_path / "train.jsonl"
     if content is not None:
@@ -344,6 +389,7 @@ def test_training_curve_skipped_with_a_message(tmp_path, content, message):
 
 
 # --- CLI -------------------------------------------------------------------
+
 
 @pytest.fixture
 def cli_app():
@@ -364,8 +410,10 @@ def test_cli_writes_everything_and_exits_0(cli_app, model_dir, nlp, tmp_path):
     log = tmp_path / "train.jsonl"
     log.write_text("".join(json.dumps(x) + "\n" for x in LOG_LINES), encoding="utf-8")
     out = tmp_path / "metrics"
-    res = CliRunner().invoke(cli_app, [str(model_dir), str(train), str(test), "--output-dir", str(out),
-                                       "--names", "train,test", "--log", str(log)])
+    res = CliRunner().invoke(
+        cli_app,
+        [str(model_dir), str(train), str(test), "--output-dir", str(out), "--names", "train,test", "--log", str(log)],
+    )
     assert res.exit_code == 0, res.output
     for name in ("metrics.json", "report.md"):
         assert (out / name).stat().st_size > 0
@@ -408,8 +456,9 @@ def test_predicted_entity_across_gold_sentences_keeps_parity():
 
     vocab = spacy.blank("en").vocab
     words = ["Use", "Rust", ".", "Go", "now"]
-    gold = Doc(vocab, words=words, sent_starts=[True, False, False, True, False],
-               ents=["O", "B-TECH", "O", "B-TECH", "O"])
+    gold = Doc(
+        vocab, words=words, sent_starts=[True, False, False, True, False], ents=["O", "B-TECH", "O", "B-TECH", "O"]
+    )
     pred = Doc(vocab, words=words)
     pred.ents = [Span(pred, 1, 4, label="TECH")]  # "Rust . Go" across the boundary
     result = check_parity([gold], [pred])

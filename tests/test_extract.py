@@ -1,5 +1,6 @@
 """`tech-ner extract`: every input shape, one row per document in order, error rows and --strict,
 --resume after an interruption, long documents, and the int8/bf16 CPU path (on the tiny pipeline)."""
+
 import csv
 import json
 import warnings
@@ -17,7 +18,11 @@ from tech_ner.apps import inference, records as extract_records, rows as extract
 from tech_ner.files.problems import InputError
 from tech_ner.commands.extract import extract_command
 from tech_ner.pipeline.precision import (
-    ATTR, apply_precision, current_precision, find_transformers, resolve_precision,
+    ATTR,
+    apply_precision,
+    current_precision,
+    find_transformers,
+    resolve_precision,
 )
 
 app = typer.Typer()
@@ -39,13 +44,23 @@ def run(*args, input=None):
 def read_rows(path):
     if path.suffix == ".csv":
         with open(path, encoding="utf-8", newline="") as f:
-            return [{"id": r["id"], "terms": json.loads(r["terms"]), "spans": json.loads(r["spans"]),
-                     "error": r["error"] or None} for r in csv.DictReader(f)]
+            return [
+                {
+                    "id": r["id"],
+                    "terms": json.loads(r["terms"]),
+                    "spans": json.loads(r["spans"]),
+                    "error": r["error"] or None,
+                }
+                for r in csv.DictReader(f)
+            ]
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def jsonl(write, name, n, start=0):
-    lines = [json.dumps({"id": f"d{i}", "text": f"{SENTENCES[i % len(SENTENCES)]} Item {i}."}) for i in range(start, start + n)]
+    lines = [
+        json.dumps({"id": f"d{i}", "text": f"{SENTENCES[i % len(SENTENCES)]} Item {i}."})
+        for i in range(start, start + n)
+    ]
     return write(name, "\n".join(lines) + "\n")
 
 
@@ -62,22 +77,37 @@ def test_every_input_shape_in_order(tiny_pipeline, write, tmp_path):
     write("folder/b.txt", SENTENCES[1])
     write("folder/a/c.txt", SENTENCES[2])
     write("folder/skip.md", "not a document")
-    lines = write("docs.jsonl", json.dumps({"id": "j1", "text": SENTENCES[3]}) + "\n\n" + json.dumps({"text": SENTENCES[4]}) + "\n")
-    table = write("docs.csv", "text,id\n\"Hello, Rust\",c1\nno id here,\n")
+    lines = write(
+        "docs.jsonl",
+        json.dumps({"id": "j1", "text": SENTENCES[3]}) + "\n\n" + json.dumps({"text": SENTENCES[4]}) + "\n",
+    )
+    table = write("docs.csv", 'text,id\n"Hello, Rust",c1\nno id here,\n')
     out = tmp_path / "out.jsonl"
-    res = run(txt, tmp_path / "folder", lines, table, "-", "-o", out, "-m", tiny_pipeline, input="from stdin\n\nC++ too\n")
+    res = run(
+        txt, tmp_path / "folder", lines, table, "-", "-o", out, "-m", tiny_pipeline, input="from stdin\n\nC++ too\n"
+    )
     assert res.exit_code == 0, res.output
     rows = read_rows(out)
     assert [r["id"] for r in rows] == [str(txt), "a/c.txt", "b.txt", "j1", 3, "c1", 2, 1, 2, 3]
     assert "Wrote 10 rows (0 error rows)" in res.stdout
     assert "words/s" in res.stdout and "docs/s" in res.stderr  # summary line and progress bar
-    texts = [SENTENCES[0], SENTENCES[2], SENTENCES[1], SENTENCES[3], SENTENCES[4], "Hello, Rust", "no id here",
-             "from stdin", "", "C++ too"]
+    texts = [
+        SENTENCES[0],
+        SENTENCES[2],
+        SENTENCES[1],
+        SENTENCES[3],
+        SENTENCES[4],
+        "Hello, Rust",
+        "no id here",
+        "from stdin",
+        "",
+        "C++ too",
+    ]
     for row, text in zip(rows, texts):
         assert set(row) == {"id", "terms", "spans", "error"} and row["error"] is None
         for span in row["spans"]:
             assert set(span) == {"start", "end", "label", "text"}
-            assert text[span["start"]:span["end"]] == span["text"]
+            assert text[span["start"] : span["end"]] == span["text"]
         assert len(row["terms"]) == len({" ".join(t.split()).casefold() for t in row["terms"]})
     assert not extract_rows.partial_path(out).exists()
 
@@ -97,7 +127,9 @@ def test_csv_output_rows(tiny_pipeline, write, tmp_path):
     for r, i in zip(raw[1:], range(4)):
         doc = pipeline(f"{SENTENCES[i]} Item {i}.")
         assert json.loads(r[1]) == [t.text for t in doc._.tech_terms]
-        assert json.loads(r[2]) == [{"start": e.start_char, "end": e.end_char, "label": e.label_, "text": e.text} for e in doc.ents]
+        assert json.loads(r[2]) == [
+            {"start": e.start_char, "end": e.end_char, "label": e.label_, "text": e.text} for e in doc.ents
+        ]
 
 
 @pytest.mark.parametrize("n_process", [1, 2])
@@ -108,13 +140,20 @@ def test_one_row_per_document_in_order(tiny_pipeline, write, tmp_path, n_process
     assert res.exit_code == 0, res.output
     rows = read_rows(out)
     assert [r["id"] for r in rows] == [f"d{i}" for i in range(23)]
-    single = list(ex.extract_rows(inference.load_pipeline(tiny_pipeline),
-                                  [extract_records.Record(i, f"d{i}", f"{SENTENCES[i % 5]} Item {i}.") for i in range(23)]))
+    single = list(
+        ex.extract_rows(
+            inference.load_pipeline(tiny_pipeline),
+            [extract_records.Record(i, f"d{i}", f"{SENTENCES[i % 5]} Item {i}.") for i in range(23)],
+        )
+    )
     assert rows == single
 
 
 def test_memory_zones_keep_order_and_errors(nlp):
-    records = [extract_records.Record(i, i, SENTENCES[i % 5]) if i % 4 else extract_records.Record(i, i, error=f"x:{i}: bad") for i in range(17)]
+    records = [
+        extract_records.Record(i, i, SENTENCES[i % 5]) if i % 4 else extract_records.Record(i, i, error=f"x:{i}: bad")
+        for i in range(17)
+    ]
     rows = list(ex.extract_rows(nlp, records, batch_size=3, zone_docs=5))
     assert [r["id"] for r in rows] == list(range(17))
     assert [r["error"] is not None for r in rows] == [i % 4 == 0 for i in range(17)]
@@ -128,9 +167,12 @@ def test_memory_zones_keep_order_and_errors(nlp):
 
 
 def malformed_inputs(write):
-    table = write("bad.csv", "id,text\n1,We use Python.\n2,too,many,fields\n3,\"fine, really\"\n")
-    lines = write("bad.jsonl", '{"id": "a", "text": "Rust"}\n{"id": "b", "text": \n{"id": "c", "body": "x"}\n'
-                               '{"id": "d", "text": 5}\n[1, 2]\n{"id": "e", "text": "ok"}\n')
+    table = write("bad.csv", 'id,text\n1,We use Python.\n2,too,many,fields\n3,"fine, really"\n')
+    lines = write(
+        "bad.jsonl",
+        '{"id": "a", "text": "Rust"}\n{"id": "b", "text": \n{"id": "c", "body": "x"}\n'
+        '{"id": "d", "text": 5}\n[1, 2]\n{"id": "e", "text": "ok"}\n',
+    )
     return table, lines
 
 
@@ -165,7 +207,11 @@ def test_strict_exits_1_without_output(tiny_pipeline, write, tmp_path, which, lo
 def test_invalid_utf8_csv_row(nlp, write, tmp_path):
     src = write("enc.csv", b"text\nfine\nbad \xff byte\nfine again\n")
     rows = read_rows_of(nlp, [src], tmp_path / "o.jsonl")
-    assert [r["error"] for r in rows] == [None, f"{src}:3: not valid UTF-8 at character 5 of the line (byte 0xFF)", None]
+    assert [r["error"] for r in rows] == [
+        None,
+        f"{src}:3: not valid UTF-8 at character 5 of the line (byte 0xFF)",
+        None,
+    ]
 
 
 def read_rows_of(nlp, inputs, out, **kw):
@@ -173,14 +219,20 @@ def read_rows_of(nlp, inputs, out, **kw):
     return read_rows(out)
 
 
-@pytest.mark.parametrize("files,message", [
-    ({"t.csv": "id,body\n1,x\n"}, "t.csv:1: no 'text' column in the header (columns: id, body): name the text column with --text-field"),
-    ({"t.csv": ""}, "t.csv: empty file: expected a header row with a 'text' field"),
-    ({"t.jsonl": "\n  \n"}, "t.jsonl: empty file: expected one JSON object per line"),
-    ({"t.docx": "x"}, "t.docx: unknown input type '.docx': expected .txt, .jsonl or .csv files"),
-    ({"empty/x.md": "x"}, "empty: no .txt files in this folder"),
-    ({}, "missing.txt: no such file or folder"),
-])
+@pytest.mark.parametrize(
+    "files,message",
+    [
+        (
+            {"t.csv": "id,body\n1,x\n"},
+            "t.csv:1: no 'text' column in the header (columns: id, body): name the text column with --text-field",
+        ),
+        ({"t.csv": ""}, "t.csv: empty file: expected a header row with a 'text' field"),
+        ({"t.jsonl": "\n  \n"}, "t.jsonl: empty file: expected one JSON object per line"),
+        ({"t.docx": "x"}, "t.docx: unknown input type '.docx': expected .txt, .jsonl or .csv files"),
+        ({"empty/x.md": "x"}, "empty: no .txt files in this folder"),
+        ({}, "missing.txt: no such file or folder"),
+    ],
+)
 def test_bad_inputs_have_clear_messages(tmp_path, write, files, message):
     for name, content in files.items():
         write(name, content)
@@ -291,18 +343,24 @@ def test_text_beyond_max_length_is_split_and_merged(nlp):
     nlp.max_length = 300
     try:
         with pytest.warns(ex.LongDocumentWarning, match=r"longer than nlp.max_length \(300\); processed in \d+ pieces"):
-            rows = list(ex.extract_rows(nlp, [extract_records.Record(0, "long", text), extract_records.Record(1, "short", SENTENCES[0])]))
+            rows = list(
+                ex.extract_rows(
+                    nlp, [extract_records.Record(0, "long", text), extract_records.Record(1, "short", SENTENCES[0])]
+                )
+            )
     finally:
         nlp.max_length = old
     assert [r["id"] for r in rows] == ["long", "short"]
     spans = rows[0]["spans"]
-    assert spans and all(text[s["start"]:s["end"]] == s["text"] for s in spans)
+    assert spans and all(text[s["start"] : s["end"]] == s["text"] for s in spans)
     # the same entities as the pieces processed one by one, shifted by each piece's start
     expected = []
     for start, end in inference.split_text(text, 300):
         doc = nlp(text[start:end])
-        expected += [{"start": e.start_char + start, "end": e.end_char + start, "label": e.label_, "text": e.text}
-                     for e in doc.ents]
+        expected += [
+            {"start": e.start_char + start, "end": e.end_char + start, "label": e.label_, "text": e.text}
+            for e in doc.ents
+        ]
     assert spans == expected
     last_piece_start = inference.split_text(text, 300)[-1][0]
     assert max(s["start"] for s in spans) >= last_piece_start > 0  # entities all the way through
@@ -317,7 +375,7 @@ def test_split_text_cuts_inside_a_word_only_when_it_must(text, max_chars):
     for s, e in pieces[:-1]:
         if not text[e - 1].isspace() and not text[e].isspace():  # a cut inside a word:
             # only a piece that is all one "word" from its first quarter on
-            assert e - s == max_chars and not any(c.isspace() for c in text[s + max_chars // 4:e])
+            assert e - s == max_chars and not any(c.isspace() for c in text[s + max_chars // 4 : e])
 
 
 def rule_pipeline(seen=None):
@@ -332,15 +390,19 @@ def rule_pipeline(seen=None):
         Language.component(name, func=lambda doc: seen.append(len(doc.text)) or doc)
         nlp.add_pipe(name)
     ruler = nlp.add_pipe("entity_ruler")
-    ruler.add_patterns([{"label": "TECH", "pattern": p} for p in ("Python", "python", "Rust", "PostgreSQL", "Kubernetes")]
-                       + [{"label": "TECH", "pattern": [{"LOWER": "node.js"}]}, {"label": "TECH", "pattern": "React"}])
+    ruler.add_patterns(
+        [{"label": "TECH", "pattern": p} for p in ("Python", "python", "Rust", "PostgreSQL", "Kubernetes")]
+        + [{"label": "TECH", "pattern": [{"LOWER": "node.js"}]}, {"label": "TECH", "pattern": "React"}]
+    )
     nlp.add_pipe("tech_terms", config={"labels": ["TECH"]})
     return inference.add_doc_cleaner(nlp)
 
 
 def long_text(paragraphs=30):
-    return "\n\n".join(" ".join(SENTENCES[(i + j) % 5] for j in range(3)) + (" python" if i % 7 == 3 else "")
-                       for i in range(paragraphs))
+    return "\n\n".join(
+        " ".join(SENTENCES[(i + j) % 5] for j in range(3)) + (" python" if i % 7 == 3 else "")
+        for i in range(paragraphs)
+    )
 
 
 def test_long_text_is_cut_into_bounded_pieces_and_merged_into_one_row():
@@ -350,13 +412,18 @@ def test_long_text_is_cut_into_bounded_pieces_and_merged_into_one_row():
     whole = list(ex.extract_rows(rule_pipeline(), [extract_records.Record(0, "long", text)], max_piece_chars=len(text)))
     with warnings.catch_warnings():
         warnings.simplefilter("error", ex.LongDocumentWarning)  # below nlp.max_length: cutting is routine, no warning
-        rows = list(ex.extract_rows(nlp, [extract_records.Record(0, "long", text), extract_records.Record(1, "short", SENTENCES[1])],
-                                    max_piece_chars=200))
+        rows = list(
+            ex.extract_rows(
+                nlp,
+                [extract_records.Record(0, "long", text), extract_records.Record(1, "short", SENTENCES[1])],
+                max_piece_chars=200,
+            )
+        )
     assert len(seen) > len(text) // 200 and max(seen[:-1]) <= 200  # the pipeline never sees more than one piece
     assert [r["id"] for r in rows] == ["long", "short"]
     assert rows[0] == whole[0]  # one row, the same as the text in one piece: same terms, spans, offsets
     spans = rows[0]["spans"]
-    assert all(text[s["start"]:s["end"]] == s["text"] for s in spans)
+    assert all(text[s["start"] : s["end"]] == s["text"] for s in spans)
     assert spans == sorted(spans, key=lambda s: (s["start"], s["end"]))
     # terms deduplicated across pieces, first appearance first ("Python" before "python": one term)
     assert rows[0]["terms"] == ["Rust", "Python", "PostgreSQL", "Kubernetes", "Node.js", "React"]
@@ -367,11 +434,15 @@ def test_long_text_spans_are_the_pieces_spans_shifted(nlp):
     rows = list(ex.extract_rows(nlp, [extract_records.Record(0, "long", text)], max_piece_chars=250))
     expected = []
     for start, end in inference.split_text(text, 250):
-        expected += [{"start": e.start_char + start, "end": e.end_char + start, "label": e.label_, "text": e.text}
-                     for e in nlp(text[start:end]).ents]
+        expected += [
+            {"start": e.start_char + start, "end": e.end_char + start, "label": e.label_, "text": e.text}
+            for e in nlp(text[start:end]).ents
+        ]
     assert rows[0]["spans"] == expected
-    assert all(text[s["start"]:s["end"]] == s["text"] for s in expected)
-    assert max(s["start"] for s in expected) >= inference.split_text(text, 250)[-1][0] > 0  # entities all the way through
+    assert all(text[s["start"] : s["end"]] == s["text"] for s in expected)
+    assert (
+        max(s["start"] for s in expected) >= inference.split_text(text, 250)[-1][0] > 0
+    )  # entities all the way through
     keys = list(dict.fromkeys(" ".join(s["text"].split()).casefold() for s in expected))
     assert [" ".join(t.split()).casefold() for t in rows[0]["terms"]] == keys
 
@@ -381,7 +452,9 @@ def test_freed_memory_is_handed_back_after_every_batch_of_pieces(monkeypatch):
     monkeypatch.setattr(ex, "_malloc_trim", lambda: lambda: trims.append(1))
     text = long_text(12)
     pieces = len(inference.split_text(text, 100))
-    rows = list(ex.extract_rows(rule_pipeline(), [extract_records.Record(0, 0, text)], batch_size=2, max_piece_chars=100))
+    rows = list(
+        ex.extract_rows(rule_pipeline(), [extract_records.Record(0, 0, text)], batch_size=2, max_piece_chars=100)
+    )
     assert len(rows) == 1
     # one document but many batches: trimming after every batch_size rows would trim once, at the end
     assert len(trims) >= pieces // 2
@@ -394,7 +467,7 @@ def test_max_piece_chars_option(tiny_pipeline, write, tmp_path):
     res = run(src, "-o", out, "-m", tiny_pipeline, "--max-piece-chars", 200, "--no-progress")
     assert res.exit_code == 0, res.output
     row = read_rows(out)[0]
-    assert row["id"] == str(src) and all(text[s["start"]:s["end"]] == s["text"] for s in row["spans"])
+    assert row["id"] == str(src) and all(text[s["start"] : s["end"]] == s["text"] for s in row["spans"])
     res = run(src, "-o", out, "-m", tiny_pipeline, "--max-piece-chars", 0, "--no-progress")
     assert res.exit_code != 0 and "--max-piece-chars" in res.output
     with pytest.raises(ValueError, match="max_piece_chars must be >= 1"):
@@ -409,9 +482,12 @@ def test_long_text_via_cli_warns(tiny_pipeline, write, tmp_path):
         warnings.simplefilter("always")
         res = run(src, "-o", out, "-m", tiny_pipeline, "--max-length", 250, "--no-progress")
     assert res.exit_code == 0, res.output
-    assert any(issubclass(w.category, ex.LongDocumentWarning) for w in caught) or "longer than nlp.max_length" in res.stderr
+    assert (
+        any(issubclass(w.category, ex.LongDocumentWarning) for w in caught)
+        or "longer than nlp.max_length" in res.stderr
+    )
     row = read_rows(out)[0]
-    assert all(text[s["start"]:s["end"]] == s["text"] for s in row["spans"])
+    assert all(text[s["start"] : s["end"]] == s["text"] for s in row["spans"])
 
 
 def test_more_than_512_wordpieces_are_all_encoded(tiny_pipeline):

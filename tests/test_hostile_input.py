@@ -3,6 +3,7 @@
 Every case asserts what a user sees: the exit code, one line naming the file and line, no traceback, and
 that counts balance (rows in = rows out + error rows; sentences in = written + skipped).
 """
+
 import json
 
 import pytest
@@ -59,25 +60,44 @@ def load(path):
 # ---------------------------------------------------------------- extract: error rows, never a crash
 
 EXTRACT = [
-    ("surrogate_text.jsonl", b'{"id":1,"text":"Python \\ud800 Rust"}\n{"id":2,"text":"ok"}\n',
-     [(1, "surrogate_text.jsonl:1: field 'text'"), (2, None)]),
-    ("surrogate_id.jsonl", b'{"id":"a\\udc80","text":"ok"}\n{"id":2,"text":"ok"}\n',
-     [(1, "surrogate_id.jsonl:1: field 'id'"), (2, None)]),
-    ("surrogate_other.jsonl", b'{"id":3,"text":"ok","meta":{"a":["\\udfff"]}}\n',
-     [(3, "surrogate_other.jsonl:1: field 'meta.a[0]'")]),
+    (
+        "surrogate_text.jsonl",
+        b'{"id":1,"text":"Python \\ud800 Rust"}\n{"id":2,"text":"ok"}\n',
+        [(1, "surrogate_text.jsonl:1: field 'text'"), (2, None)],
+    ),
+    (
+        "surrogate_id.jsonl",
+        b'{"id":"a\\udc80","text":"ok"}\n{"id":2,"text":"ok"}\n',
+        [(1, "surrogate_id.jsonl:1: field 'id'"), (2, None)],
+    ),
+    (
+        "surrogate_other.jsonl",
+        b'{"id":3,"text":"ok","meta":{"a":["\\udfff"]}}\n',
+        [(3, "surrogate_other.jsonl:1: field 'meta.a[0]'")],
+    ),
     ("surrogate_key.jsonl", b'{"id":4,"text":"ok","\\ud800":1}\n', [(4, "surrogate_key.jsonl:1: a field name")]),
-    ("nul.jsonl", b'{"id":5,"text":"a\\u0000b"}\n{"id":6,"text":"ok"}\n', [(5, "nul.jsonl:1: field 'text'"), (6, None)]),
+    (
+        "nul.jsonl",
+        b'{"id":5,"text":"a\\u0000b"}\n{"id":6,"text":"ok"}\n',
+        [(5, "nul.jsonl:1: field 'text'"), (6, None)],
+    ),
     ("nested.jsonl", (NESTED + "\n" + '{"id":7,"text":"ok"}\n').encode(), [(1, "nested.jsonl:1: "), (7, None)]),
-    ("bad_byte.jsonl", b'{"id":8,"text":"caf\xe9"}\n{"id":9,"text":"na\xc3\xafve"}\n',
-     [(1, "bad_byte.jsonl:1: not valid UTF-8"), (9, None)]),
+    (
+        "bad_byte.jsonl",
+        b'{"id":8,"text":"caf\xe9"}\n{"id":9,"text":"na\xc3\xafve"}\n',
+        [(1, "bad_byte.jsonl:1: not valid UTF-8"), (9, None)],
+    ),
     ("utf16.jsonl", '{"id":1,"text":"ok"}\n{"id":2,"text":"ok"}\n'.encode("utf-16"), [(1, None), (2, None)]),
     ("cr_only.jsonl", b'{"id":1,"text":"a"}\r{"id":2,"text":"b"}\r', [(1, None), (2, None)]),
-    ("stray_quote.csv", b'id,text\n1,"abc\n2,def\n3,ghi\n4,"jkl"\n5,Python\n',
-     [(1, "stray_quote.csv:2: "), ("2", None), ("3", None), ("4", None), ("5", None)]),
+    (
+        "stray_quote.csv",
+        b'id,text\n1,"abc\n2,def\n3,ghi\n4,"jkl"\n5,Python\n',
+        [(1, "stray_quote.csv:2: "), ("2", None), ("3", None), ("4", None), ("5", None)],
+    ),
     ("unclosed.csv", b'id,text\n1,ok\n2,"never closed\n3,ok\n', [("1", None), (2, "unclosed.csv:3: "), ("3", None)]),
     ("multiline_ok.csv", b'id,text\n1,"para one\n\npara, two"\n2,ok\n', [("1", None), ("2", None)]),
-    ("bad_byte.csv", b'id,text\n1,caf\xe9\n2,na\xc3\xafve\n', [("1", "bad_byte.csv:2: not valid UTF-8"), ("2", None)]),
-    ("nul.csv", b'id,text\n1,a\x00b\n2,ok\n', [("1", "nul.csv:2: "), ("2", None)]),
+    ("bad_byte.csv", b"id,text\n1,caf\xe9\n2,na\xc3\xafve\n", [("1", "bad_byte.csv:2: not valid UTF-8"), ("2", None)]),
+    ("nul.csv", b"id,text\n1,a\x00b\n2,ok\n", [("1", "nul.csv:2: "), ("2", None)]),
     ("bad_byte.txt", b"fine\n\xff\n", [("bad_byte.txt", "bad_byte.txt:2: not valid UTF-8")]),
     ("nul.txt", b"fine\nst\x00ill\n", [("nul.txt", "nul.txt:2: ")]),
     ("utf16.txt", "caf\u00e9 Python".encode("utf-16"), [("utf16.txt", None)]),
@@ -105,10 +125,14 @@ def test_extract_bad_text_becomes_error_rows(blank_model, write, tmp_path, name,
     assert f"({n_errors} error rows" in res.stdout
 
 
-@pytest.mark.parametrize("content,error", [
-    (b"ok\n\xffx\nfine\n", "<stdin>:2: not valid UTF-8"),
-    (b"ok\nnul\x00here\nfine\n", "<stdin>:2: "),
-], ids=["bad_byte", "nul"])
+@pytest.mark.parametrize(
+    "content,error",
+    [
+        (b"ok\n\xffx\nfine\n", "<stdin>:2: not valid UTF-8"),
+        (b"ok\nnul\x00here\nfine\n", "<stdin>:2: "),
+    ],
+    ids=["bad_byte", "nul"],
+)
 def test_extract_stdin_bad_lines(blank_model, tmp_path, content, error):
     out = tmp_path / "out.jsonl"
     res = cli("extract", "-", "-o", out, "-m", blank_model, "--no-progress", input=content)
@@ -127,7 +151,11 @@ def test_extract_strict_surrogate_is_one_line(blank_model, write, tmp_path):
 def test_extract_stdin_text_stream_with_escaped_bytes():
     import io
 
-    records = list(extract_records.iter_records([extract_records.Source("stdin", None)], stdin=io.StringIO("ok\nbad \udcff byte\nfine\n")))
+    records = list(
+        extract_records.iter_records(
+            [extract_records.Source("stdin", None)], stdin=io.StringIO("ok\nbad \udcff byte\nfine\n")
+        )
+    )
     assert [r.error is not None for r in records] == [False, True, False]
     assert records[1].error.startswith("<stdin>:2: ") and "U+DCFF" in records[1].error
 
@@ -154,12 +182,13 @@ def test_extract_resume_passes_an_invalid_document(blank_model, write, tmp_path)
     res = cli("extract", src, "-o", out, "-m", blank_model, "--no-progress", "--resume")
     assert res.exit_code == 0, res.output
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    assert [r["id"] for r in rows] == [1, 2, 3] and rows[1]["error"].endswith("s.jsonl:2: field 'text' holds a lone "
-                                                                              "surrogate U+D800 at character 8 (no UTF-8 text can hold one)")
+    assert [r["id"] for r in rows] == [1, 2, 3] and rows[1]["error"].endswith(
+        "s.jsonl:2: field 'text' holds a lone surrogate U+D800 at character 8 (no UTF-8 text can hold one)"
+    )
 
 
 def test_extract_csv_rows_decoded_per_row(write):
-    src = write("t.csv", b'id,text\n1,caf\xe9\n2,na\xc3\xafve \xe2\x9c\x93\n')
+    src = write("t.csv", b"id,text\n1,caf\xe9\n2,na\xc3\xafve \xe2\x9c\x93\n")
     records = list(extract_records.iter_records(extract_records.resolve_inputs([src])))
     assert records[0].error is not None and records[1].text == "na\u00efve \u2713"
 
@@ -176,16 +205,28 @@ def test_extract_long_line_is_echoed_short(blank_model, write, tmp_path):
 # ---------------------------------------------------------------- the CSV record rule, unit level
 
 
-@pytest.mark.parametrize("content,expected", [
-    # (first line, last line, fields or None for an error record)
-    ('id,text\n1,"abc\n2,def\n3,ghi\n4,"jkl"\n5,Python\n',
-     [(1, 1, ["id", "text"]), (2, 2, None), (3, 3, ["2", "def"]), (4, 4, ["3", "ghi"]), (5, 5, ["4", "jkl"]),
-      (6, 6, ["5", "Python"])]),
-    ('id,text\n1,"a\nb"\n2,c\n', [(1, 1, ["id", "text"]), (2, 3, ["1", "a\nb"]), (4, 4, ["2", "c"])]),
-    # closes cleanly, but with three fields where the header has two: the quote was stray
-    ('id,text\n1,"a\n2,b",x\n', [(1, 1, ["id", "text"]), (2, 2, None), (3, 3, ["2", 'b"', "x"])]),
-    ('a,b\r1,2\r', [(1, 1, ["a", "b"]), (2, 2, ["1", "2"])]),
-], ids=["stray_quote", "multiline", "stray_closing", "cr_only"])
+@pytest.mark.parametrize(
+    "content,expected",
+    [
+        # (first line, last line, fields or None for an error record)
+        (
+            'id,text\n1,"abc\n2,def\n3,ghi\n4,"jkl"\n5,Python\n',
+            [
+                (1, 1, ["id", "text"]),
+                (2, 2, None),
+                (3, 3, ["2", "def"]),
+                (4, 4, ["3", "ghi"]),
+                (5, 5, ["4", "jkl"]),
+                (6, 6, ["5", "Python"]),
+            ],
+        ),
+        ('id,text\n1,"a\nb"\n2,c\n', [(1, 1, ["id", "text"]), (2, 3, ["1", "a\nb"]), (4, 4, ["2", "c"])]),
+        # closes cleanly, but with three fields where the header has two: the quote was stray
+        ('id,text\n1,"a\n2,b",x\n', [(1, 1, ["id", "text"]), (2, 2, None), (3, 3, ["2", 'b"', "x"])]),
+        ("a,b\r1,2\r", [(1, 1, ["a", "b"]), (2, 2, ["1", "2"])]),
+    ],
+    ids=["stray_quote", "multiline", "stray_closing", "cr_only"],
+)
 def test_csv_records_rule(content, expected):
     import io
 
@@ -207,23 +248,49 @@ def convert_ok(write, tmp_path, name, content, *args):
 
 
 CONVERT = [
-    ("surrogate.jsonl", b'{"tokens":["Python","\\ud800"],"ner_tags":["B-TECH","O"]}\n{"tokens":["Go"],"ner_tags":["B-TECH"]}\n',
-     (), 1, "surrogate.jsonl:1: tokens[1]"),
-    ("nul.jsonl", b'{"tokens":["Py\\u0000"],"ner_tags":["O"]}\n{"tokens":["Go"],"ner_tags":["B-TECH"]}\n',
-     (), 1, "nul.jsonl:1: tokens[0]"),
-    ("surrogate_tag.jsonl", b'{"tokens":["a"],"ner_tags":["B-\\ud800"]}\n{"tokens":["Go"],"ner_tags":["B-TECH"]}\n',
-     (), 1, "surrogate_tag.jsonl:1: ner_tags[0]"),
+    (
+        "surrogate.jsonl",
+        b'{"tokens":["Python","\\ud800"],"ner_tags":["B-TECH","O"]}\n{"tokens":["Go"],"ner_tags":["B-TECH"]}\n',
+        (),
+        1,
+        "surrogate.jsonl:1: tokens[1]",
+    ),
+    (
+        "nul.jsonl",
+        b'{"tokens":["Py\\u0000"],"ner_tags":["O"]}\n{"tokens":["Go"],"ner_tags":["B-TECH"]}\n',
+        (),
+        1,
+        "nul.jsonl:1: tokens[0]",
+    ),
+    (
+        "surrogate_tag.jsonl",
+        b'{"tokens":["a"],"ner_tags":["B-\\ud800"]}\n{"tokens":["Go"],"ner_tags":["B-TECH"]}\n',
+        (),
+        1,
+        "surrogate_tag.jsonl:1: ner_tags[0]",
+    ),
     ("nested.jsonl", (NESTED + "\n" + '{"tokens":["Go"],"ner_tags":["B-TECH"]}\n').encode(), (), 1, "nested.jsonl:1: "),
     ("nul.tsv", b"Py\x00thon\tB-TECH\n\nGo\tB-TECH\n", (), 1, "nul.tsv:1: "),
-    ("bad_byte.csv", b"Sentence #,Word,POS,Tag\nSentence: 1,caf\xe9,NN,O\nSentence: 2,na\xc3\xafve,JJ,O\n", (), 1,
-     "bad_byte.csv:2: "),
+    (
+        "bad_byte.csv",
+        b"Sentence #,Word,POS,Tag\nSentence: 1,caf\xe9,NN,O\nSentence: 2,na\xc3\xafve,JJ,O\n",
+        (),
+        1,
+        "bad_byte.csv:2: ",
+    ),
     ("stray.csv", b'Sentence #,Word,POS,Tag\nSentence: 1,"abc,NN,O\nSentence: 2,def,NN,O\n', (), 1, "stray.csv:2: "),
     ("mixed.tsv", b"Python\tB-TECH\nis O\n", (), 1, None),
     ("bom16.tsv", "Python\tB-TECH\nis\tO\n\nGo\tB-TECH\n".encode("utf-16"), (), 2, None),
     ("bom32.tsv", "Python\tB-TECH\nis\tO\n\nGo\tB-TECH\n".encode("utf-32"), (), 2, None),
     ("enc16.tsv", "Python\tB-TECH\nis\tO\n\nGo\tB-TECH\n".encode("utf-16"), ("--encoding", "utf-16"), 2, None),
     ("enc16le.tsv", "Python\tB-TECH\nis\tO\n".encode("utf-16-le"), ("--encoding", "utf-16-le"), 1, None),
-    ("cp1252.csv", "Sentence #,Word,POS,Tag\nSentence: 1,Caf\u00e9,NN,O\n".encode("cp1252"), ("--encoding", "cp1252"), 1, None),
+    (
+        "cp1252.csv",
+        "Sentence #,Word,POS,Tag\nSentence: 1,Caf\u00e9,NN,O\n".encode("cp1252"),
+        ("--encoding", "cp1252"),
+        1,
+        None,
+    ),
     ("cr_only.tsv", b"Python\tB-TECH\ris\tO\r\rGo\tB-TECH\r", (), 2, None),
     ("cr_only.csv", b"Sentence #,Word,POS,Tag\rSentence: 1,Go,NN,B-TECH\rSentence: 2,Rust,NN,B-TECH\r", (), 2, None),
 ]
@@ -242,17 +309,22 @@ def test_convert_hostile_lines_are_counted_skips(write, tmp_path, name, content,
 
 
 def test_convert_csv_is_not_mojibake(write, tmp_path):
-    res, docs = convert_ok(write, tmp_path, "t.csv",
-                           b"Sentence #,Word,POS,Tag\nSentence: 1,caf\xe9,NN,O\nSentence: 2,na\xc3\xafve,JJ,O\n")
+    res, docs = convert_ok(
+        write, tmp_path, "t.csv", b"Sentence #,Word,POS,Tag\nSentence: 1,caf\xe9,NN,O\nSentence: 2,na\xc3\xafve,JJ,O\n"
+    )
     assert [t.text for d in docs for t in d] == ["na\u00efve"]
 
 
-@pytest.mark.parametrize("name,content,args,warning", [
-    ("garbage.bin", bytes(range(256)) * 8, (), "garbage.bin"),
-    ("utf16_nobom.tsv", "Python\tB-TECH\n".encode("utf-16-le"), (), "utf16_nobom.tsv"),
-    ("badtag.tsv", b"a\tX-TECH\n", (), "badtag.tsv"),
-    ("cr_bad.tsv", b"Python\tX-TECH\ris O\r", (), "cr_bad.tsv:1:"),
-], ids=lambda v: v if isinstance(v, str) and v.endswith((".bin", ".tsv")) else "")
+@pytest.mark.parametrize(
+    "name,content,args,warning",
+    [
+        ("garbage.bin", bytes(range(256)) * 8, (), "garbage.bin"),
+        ("utf16_nobom.tsv", "Python\tB-TECH\n".encode("utf-16-le"), (), "utf16_nobom.tsv"),
+        ("badtag.tsv", b"a\tX-TECH\n", (), "badtag.tsv"),
+        ("cr_bad.tsv", b"Python\tX-TECH\ris O\r", (), "cr_bad.tsv:1:"),
+    ],
+    ids=lambda v: v if isinstance(v, str) and v.endswith((".bin", ".tsv")) else "",
+)
 def test_convert_problems_reach_the_user_before_the_error(write, tmp_path, name, content, args, warning):
     src = write(name, content)
     res = cli("convert", src, "-o", tmp_path / "x.spacy", *args)
@@ -284,24 +356,39 @@ ONE_LINE = [
     ("convert -o input", lambda t, s, p: ["convert", t, "-o", t], ["in.tsv", "input"]),
     ("convert -o dir with input", lambda t, s, p: ["convert", t, "-o", p], ["{dir}"]),
     ("convert --encoding bogus", lambda t, s, p: ["convert", t, "-o", p / "x.spacy", "--encoding", "bogus"], ["bogus"]),
-    ("convert --tag-names bad json", lambda t, s, p: ["convert", t, "-o", p / "x.spacy", "--tag-names", _tags(p, "[1,")],
-     ["names.json"]),
-    ("convert --tag-names nested", lambda t, s, p: ["convert", t, "-o", p / "x.spacy", "--tag-names", _tags(p, NESTED)],
-     ["names.json"]),
-    ("convert --tag-names binary", lambda t, s, p: ["convert", t, "-o", p / "x.spacy", "--tag-names", _tags(p, b"\xff\xfe\x00")],
-     ["names.json"]),
+    (
+        "convert --tag-names bad json",
+        lambda t, s, p: ["convert", t, "-o", p / "x.spacy", "--tag-names", _tags(p, "[1,")],
+        ["names.json"],
+    ),
+    (
+        "convert --tag-names nested",
+        lambda t, s, p: ["convert", t, "-o", p / "x.spacy", "--tag-names", _tags(p, NESTED)],
+        ["names.json"],
+    ),
+    (
+        "convert --tag-names binary",
+        lambda t, s, p: ["convert", t, "-o", p / "x.spacy", "--tag-names", _tags(p, b"\xff\xfe\x00")],
+        ["names.json"],
+    ),
     ("split --ratios nan", lambda t, s, p: ["split", s, "-o", p / "sp", "--ratios", "nan,0.5,0.5"], ["--ratios"]),
     ("split --ratios inf", lambda t, s, p: ["split", s, "-o", p / "sp", "--ratios", "inf,-inf,1"], ["--ratios"]),
-    ("split -o input's folder as train", lambda t, s, p: ["split", _as(s, p / "d" / "train.spacy"), "-o", p / "d"],
-     ["train.spacy"]),
+    (
+        "split -o input's folder as train",
+        lambda t, s, p: ["split", _as(s, p / "d" / "train.spacy"), "-o", p / "d"],
+        ["train.spacy"],
+    ),
     ("split -o /dev/null", lambda t, s, p: ["split", s, "-o", "/dev/null/sp"], ["/dev/null"]),
     ("to-bio -o input", lambda t, s, p: ["to-bio", s, "-o", s], ["in.spacy"]),
     ("to-bio -o /dev/null", lambda t, s, p: ["to-bio", s, "-o", "/dev/null/x.txt"], ["/dev/null"]),
     ("to-bio -o a folder", lambda t, s, p: ["to-bio", s, "-o", p], ["{dir}"]),
     ("to-bio not a docbin", lambda t, s, p: ["to-bio", t, "-o", p / "o.txt"], ["in.tsv"]),
     ("extract -o input", lambda t, s, p: ["extract", _jsonl(p), "-o", _jsonl(p), "-m", p / "nomodel"], ["in.jsonl"]),
-    ("extract -o /dev/null", lambda t, s, p: ["extract", _jsonl(p), "-o", "/dev/null/x.jsonl", "-m", p / "nomodel"],
-     ["/dev/null"]),
+    (
+        "extract -o /dev/null",
+        lambda t, s, p: ["extract", _jsonl(p), "-o", "/dev/null/x.jsonl", "-m", p / "nomodel"],
+        ["/dev/null"],
+    ),
 ]
 
 
@@ -344,8 +431,11 @@ def test_read_only_output_folder(tmp_path, command):
     ro.mkdir()
     ro.chmod(0o500)
     try:
-        argv = {"convert": ["convert", tsv, "-o", ro / "x.spacy"], "to-bio": ["to-bio", sp, "-o", ro / "x.txt"],
-                "extract": ["extract", _jsonl(tmp_path), "-o", ro / "x.jsonl", "-m", tmp_path / "nomodel"]}[command]
+        argv = {
+            "convert": ["convert", tsv, "-o", ro / "x.spacy"],
+            "to-bio": ["to-bio", sp, "-o", ro / "x.txt"],
+            "extract": ["extract", _jsonl(tmp_path), "-o", ro / "x.jsonl", "-m", tmp_path / "nomodel"],
+        }[command]
         assert_one_line_error(cli(*argv), str(ro))
     finally:
         ro.chmod(0o700)

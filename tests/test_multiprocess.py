@@ -1,4 +1,5 @@
 """`nlp.pipe(texts, n_process=2)` on a loaded transformer pipeline finishes (it used to hang in forked workers)."""
+
 import os
 import signal
 import subprocess
@@ -18,8 +19,14 @@ print(len(multi), multi == single)
 def test_pipe_with_two_processes_after_torch_ran_in_the_parent(tiny_pipeline):
     env = dict(os.environ, TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1")
     # its own process group, so that a hang can be ended with the forked workers that hold its pipes
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(tiny_pipeline)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, str(tiny_pipeline)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
     try:
         out, err = proc.communicate(timeout=120)
     except subprocess.TimeoutExpired:

@@ -1,4 +1,5 @@
 """`tech_ner.Adam.v1`: layer-wise learning-rate decay by parameter name."""
+
 import numpy
 import pytest
 from thinc.api import registry

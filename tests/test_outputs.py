@@ -1,4 +1,5 @@
 """Outputs never remove what the tool did not write, and respect the umask."""
+
 import json
 import os
 import stat
@@ -24,11 +25,14 @@ def _one_line_error(result):
     return lines[0]
 
 
-@pytest.mark.parametrize("layout, out_name", [
-    ({"out/README.txt": "keep"}, "out"),                       # a folder the user keeps notes in
-    ({"data/train.tsv": BIO, "data/dev.tsv": BIO}, "data"),    # the input's own folder
-    ({"data/train.tsv": BIO}, "data/train.tsv"),               # the input file itself, as a folder output
-])
+@pytest.mark.parametrize(
+    "layout, out_name",
+    [
+        ({"out/README.txt": "keep"}, "out"),  # a folder the user keeps notes in
+        ({"data/train.tsv": BIO, "data/dev.tsv": BIO}, "data"),  # the input's own folder
+        ({"data/train.tsv": BIO}, "data/train.tsv"),  # the input file itself, as a folder output
+    ],
+)
 def test_folder_output_never_removes_foreign_files(write, tmp_path, layout, out_name):
     paths = {name: write(name, content) for name, content in layout.items()}
     src = write("in/data.tsv", BIO)

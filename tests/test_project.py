@@ -1,5 +1,6 @@
 """The shape of the package: imports only downwards, and project.yml's deps list the package code each step runs,
 so that `spacy project run` re-runs exactly the steps whose code changed."""
+
 import ast
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def imported_modules(path: Path):
     package = list(rel.parts[:-1]) if rel.name != "__init__" else list(rel.parts[:-1])
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom):
-            base = package[:len(package) - node.level + 1] if node.level else []
+            base = package[: len(package) - node.level + 1] if node.level else []
             module = ".".join(base + ([node.module] if node.module else []))
             if module.split(".")[0] == "tech_ner":
                 yield module

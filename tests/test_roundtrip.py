@@ -1,4 +1,5 @@
 """BIO -> DocBin -> BIO is identical for well-formed IOB2 input (hypothesis properties)."""
+
 import string
 
 from hypothesis import HealthCheck, given, settings
@@ -54,7 +55,10 @@ def test_two_column_round_trip_is_identical(tmp_path_factory, sents, n_sents):
 @given(docs=st.lists(st.lists(iob2_sentence(), min_size=1, max_size=3), min_size=1, max_size=4))
 def test_conll_round_trip_keeps_documents(tmp_path_factory, docs):
     tmp = tmp_path_factory.mktemp("rt")
-    text = "".join("-DOCSTART- -X- -X- O\n\n" + "".join("".join(f"{w} -X- -X- {t}\n" for w, t in s) + "\n" for s in d) for d in docs)
+    text = "".join(
+        "-DOCSTART- -X- -X- O\n\n" + "".join("".join(f"{w} -X- -X- {t}\n" for w, t in s) + "\n" for s in d)
+        for d in docs
+    )
     src = tmp / "in.conll"
     src.write_text(text, encoding="utf-8")
     convert([src], tmp / "c.spacy", strict=True, read_options=ReadOptions(format="conll2003"))

@@ -1,4 +1,5 @@
 """tech_ner.SentenceWindows.v1: sentences packed into windows, nothing encoded twice unless a sentence is too long."""
+
 import pytest
 import spacy
 from hypothesis import given, settings

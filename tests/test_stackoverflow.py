@@ -1,4 +1,5 @@
 """The real StackOverflow NER files convert with the counts in their SOURCE.md."""
+
 import pytest
 
 from tech_ner.corpus.convert import convert

@@ -1,4 +1,5 @@
 """The term_rules component: what GUIDELINES.md says is never a term leaves the recogniser's entities."""
+
 import pytest
 import spacy
 from spacy.tokens import Doc, Span
@@ -19,34 +20,43 @@ def tagged(nlp, words, spans, label="TECH"):
     return [(e.text, e.label_) for e in nlp.get_pipe("term_rules")(doc).ents]
 
 
-@pytest.mark.parametrize("words, spans, kept", [
-    # identifiers: numbers, versions and hashes alone are never a term (GUIDELINES 2, 4.1)
-    (["expose", "it", "on", "port", "9102"], [(4, 5)], []),
-    (["bump", "lodash", "to", "4.17.21"], [(1, 2), (3, 4)], ["lodash"]),
-    (["upgrade", "to", "v2", "or", "3.12", "or", "1.0.0rc1"], [(2, 3), (4, 5), (6, 7)], []),
-    (["Reverts", "commit", "a3f9c21"], [(2, 3)], []),
-    (["since", "0f3e9a1b2c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f"], [(1, 2)], []),
-    # ... but a name with a number, a hex-looking name without a digit, and 5G stay
-    (["Python", "3.12", "and", "5G", "and", "iOS", "17"], [(0, 2), (3, 4), (5, 7)], ["Python 3.12", "5G", "iOS 17"]),
-    (["the", "deadbeef", "build"], [(1, 2)], ["deadbeef"]),
-    # paths: a file name or path is O (4.10); Node.js and file formats are terms
-    (["move", "it", "out", "of", "http_client.py"], [(4, 5)], []),
-    (["the", "probe", "hits", "/healthz"], [(3, 4)], []),
-    (["in", "utils/dates.py", "and", "package.json"], [(1, 2), (3, 4)], []),
-    (["Node.js", "reads", "JSON", "and", "Vue.js"], [(0, 1), (2, 3), (4, 5)], ["Node.js", "JSON", "Vue.js"]),
-    # edges: a flag or a dangling hyphen never ends a term
-    (["python3", "-m", "venv"], [(0, 2)], ["python3"]),
-    (["git", "rebase", "--interactive"], [(0, 3)], ["git rebase"]),
-    (["Gate", "-", "all", "-"], [(0, 4)], ["Gate - all"]),
-    (["C++", "and", "C#", "and", "Wi-Fi", "6E"], [(0, 1), (2, 3), (4, 6)], ["C++", "C#", "Wi-Fi 6E"]),
-])
+@pytest.mark.parametrize(
+    "words, spans, kept",
+    [
+        # identifiers: numbers, versions and hashes alone are never a term (GUIDELINES 2, 4.1)
+        (["expose", "it", "on", "port", "9102"], [(4, 5)], []),
+        (["bump", "lodash", "to", "4.17.21"], [(1, 2), (3, 4)], ["lodash"]),
+        (["upgrade", "to", "v2", "or", "3.12", "or", "1.0.0rc1"], [(2, 3), (4, 5), (6, 7)], []),
+        (["Reverts", "commit", "a3f9c21"], [(2, 3)], []),
+        (["since", "0f3e9a1b2c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f"], [(1, 2)], []),
+        # ... but a name with a number, a hex-looking name without a digit, and 5G stay
+        (
+            ["Python", "3.12", "and", "5G", "and", "iOS", "17"],
+            [(0, 2), (3, 4), (5, 7)],
+            ["Python 3.12", "5G", "iOS 17"],
+        ),
+        (["the", "deadbeef", "build"], [(1, 2)], ["deadbeef"]),
+        # paths: a file name or path is O (4.10); Node.js and file formats are terms
+        (["move", "it", "out", "of", "http_client.py"], [(4, 5)], []),
+        (["the", "probe", "hits", "/healthz"], [(3, 4)], []),
+        (["in", "utils/dates.py", "and", "package.json"], [(1, 2), (3, 4)], []),
+        (["Node.js", "reads", "JSON", "and", "Vue.js"], [(0, 1), (2, 3), (4, 5)], ["Node.js", "JSON", "Vue.js"]),
+        # edges: a flag or a dangling hyphen never ends a term
+        (["python3", "-m", "venv"], [(0, 2)], ["python3"]),
+        (["git", "rebase", "--interactive"], [(0, 3)], ["git rebase"]),
+        (["Gate", "-", "all", "-"], [(0, 4)], ["Gate - all"]),
+        (["C++", "and", "C#", "and", "Wi-Fi", "6E"], [(0, 1), (2, 3), (4, 6)], ["C++", "C#", "Wi-Fi 6E"]),
+    ],
+)
 def test_rules(nlp, words, spans, kept):
     assert [text for text, _ in tagged(nlp, words, spans)] == kept
 
 
 def test_other_labels_are_left_alone(nlp):
     assert tagged(nlp, ["edit", "http_client.py", "on", "port", "9102"], [(1, 2), (4, 5)], label="File_Name") == [
-        ("http_client.py", "File_Name"), ("9102", "File_Name")]
+        ("http_client.py", "File_Name"),
+        ("9102", "File_Name"),
+    ]
 
 
 def test_rules_can_be_switched_off_and_are_checked():

@@ -1,4 +1,5 @@
 """Training through the config system with a tiny random BERT: train, save, load, predict."""
+
 import json
 import subprocess
 import sys
@@ -15,15 +16,22 @@ CONFIGS = sorted((ROOT / "configs").glob("*.cfg"))
 
 
 def overrides(tiny_bert, tiny_corpus, **extra):
-    o = {"paths.train": str(tiny_corpus / "train.spacy"), "paths.dev": str(tiny_corpus / "dev.spacy"),
-         "paths.backbone": str(tiny_bert)}
+    o = {
+        "paths.train": str(tiny_corpus / "train.spacy"),
+        "paths.dev": str(tiny_corpus / "dev.spacy"),
+        "paths.backbone": str(tiny_bert),
+    }
     o.update(extra)
     return o
 
 
 def test_train_save_load_predict(tmp_path, tiny_bert, tiny_corpus):
     log = tmp_path / "log.jsonl"
-    out = train(ROOT / "configs" / "tiny.cfg", tmp_path / "out", overrides=overrides(tiny_bert, tiny_corpus, **{"paths.log": str(log)}))
+    out = train(
+        ROOT / "configs" / "tiny.cfg",
+        tmp_path / "out",
+        overrides=overrides(tiny_bert, tiny_corpus, **{"paths.log": str(log)}),
+    )
     for name in ("model-best", "model-last"):
         nlp = spacy.load(out / name)
         assert nlp.pipe_names == ["transformer", "ner", "tech_terms"]
@@ -38,7 +46,11 @@ def test_train_save_load_predict(tmp_path, tiny_bert, tiny_corpus):
 def test_same_seed_same_metrics(tmp_path, tiny_bert, tiny_corpus):
     scores = []
     for run in ("a", "b"):
-        out = train(ROOT / "configs" / "tiny.cfg", tmp_path / run, overrides=overrides(tiny_bert, tiny_corpus, **{"training.max_steps": 6}))
+        out = train(
+            ROOT / "configs" / "tiny.cfg",
+            tmp_path / run,
+            overrides=overrides(tiny_bert, tiny_corpus, **{"training.max_steps": 6}),
+        )
         meta = json.loads((out / "model-last" / "meta.json").read_text())
         scores.append(meta["performance"])
     assert scores[0] == scores[1]
@@ -46,15 +58,28 @@ def test_same_seed_same_metrics(tmp_path, tiny_bert, tiny_corpus):
 
 def test_unresolvable_backbone_is_one_line(tmp_path, tiny_corpus):
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "train.py"), str(ROOT / "configs" / "tiny.cfg"), str(tmp_path / "o"),
-         "--paths.train", str(tiny_corpus / "train.spacy"), "--paths.dev", str(tiny_corpus / "dev.spacy"),
-         "--paths.backbone", "no-such-org/no-such-bert-model"],
-        capture_output=True, text=True, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "train.py"),
+            str(ROOT / "configs" / "tiny.cfg"),
+            str(tmp_path / "o"),
+            "--paths.train",
+            str(tiny_corpus / "train.spacy"),
+            "--paths.dev",
+            str(tiny_corpus / "dev.spacy"),
+            "--paths.backbone",
+            "no-such-org/no-such-bert-model",
+        ],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
     )
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: backbone 'no-such-org/no-such-bert-model' is not in the local Hugging Face cache")
+    assert lines[0].startswith(
+        "error: backbone 'no-such-org/no-such-bert-model' is not in the local Hugging Face cache"
+    )
     assert "Traceback" not in result.stderr
 
 
@@ -69,9 +94,22 @@ def test_backbone_resolution(tmp_path, tiny_bert):
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
 def test_configs_pass_debug_config(config, tiny_corpus):
     result = subprocess.run(
-        [sys.executable, "-m", "spacy", "debug", "config", str(config), "--code", str(ROOT / "tech_ner" / "training" / "registrations.py"),
-         "--paths.train", str(tiny_corpus / "train.spacy"), "--paths.dev", str(tiny_corpus / "dev.spacy")],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "spacy",
+            "debug",
+            "config",
+            str(config),
+            "--code",
+            str(ROOT / "tech_ner" / "training" / "registrations.py"),
+            "--paths.train",
+            str(tiny_corpus / "train.spacy"),
+            "--paths.dev",
+            str(tiny_corpus / "dev.spacy"),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Config is valid" in result.stdout
@@ -87,8 +125,12 @@ def test_epoch_budget_scales_with_the_corpus(tiny_corpus):
     overrides = {"paths.train": str(tiny_corpus / "train.spacy"), "paths.dev": str(tiny_corpus / "dev.spacy")}
     budget = epoch_budget(cfg, overrides)
     # 8 sentences in documents of 2 = 4 documents; batches of 3 documents: 2 batches an epoch
-    assert budget == {"training.max_steps": 6, "training.eval_frequency": 1, "training.patience": 4,
-                      "training.optimizer.learn_rate.warmup_steps": 1}
+    assert budget == {
+        "training.max_steps": 6,
+        "training.eval_frequency": 1,
+        "training.patience": 4,
+        "training.optimizer.learn_rate.warmup_steps": 1,
+    }
     assert epoch_budget(cfg, {**overrides, "training.max_steps": 2}) == {}  # an explicit override wins
     cfg["budget"]["epochs"] = 0
     assert epoch_budget(cfg, overrides) == {}

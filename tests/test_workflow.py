@@ -1,4 +1,5 @@
 """Smoke test: the real `spacy project run all` workflow with a tiny random BERT and tiny overrides."""
+
 import json
 import os
 import shutil
@@ -17,17 +18,41 @@ SKIP = {".git", ".pytest_cache", "__pycache__", ".hypothesis"}
 @pytest.fixture(scope="module")
 def project_copy(tmp_path_factory):
     dest = tmp_path_factory.mktemp("project") / "en_tech_ner"
-    shutil.copytree(ROOT, dest, ignore=lambda d, names: [n for n in names if n in SKIP or n.endswith(".egg-info")
-                                                        or (d == str(ROOT) and n in OUTPUTS)
-                                                        or (d.endswith("corpus") and n in ("spacy", "stackoverflow"))])
+    shutil.copytree(
+        ROOT,
+        dest,
+        ignore=lambda d, names: [
+            n
+            for n in names
+            if n in SKIP
+            or n.endswith(".egg-info")
+            or (d == str(ROOT) and n in OUTPUTS)
+            or (d.endswith("corpus") and n in ("spacy", "stackoverflow"))
+        ],
+    )
     return dest
 
 
 @pytest.mark.slow
 def test_all_workflow_with_tiny_overrides(project_copy, tiny_bert):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SPACY_CONFIG_OVERRIDES": "--training.max_steps=2 --training.eval_frequency=1"}
-    cmd = [sys.executable, "-m", "spacy", "project", "run", "all", str(project_copy),
-           "--vars.config", "tiny", "--vars.backbone", str(tiny_bert)]
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "SPACY_CONFIG_OVERRIDES": "--training.max_steps=2 --training.eval_frequency=1",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "spacy",
+        "project",
+        "run",
+        "all",
+        str(project_copy),
+        "--vars.config",
+        "tiny",
+        "--vars.backbone",
+        str(tiny_bert),
+    ]
     result = subprocess.run(cmd, cwd=project_copy, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     for split in ("train", "dev", "test"):
@@ -49,11 +74,30 @@ def test_all_workflow_with_tiny_overrides(project_copy, tiny_bert):
     assert set(meta["performance"]["wild_test"]) == {"ents_p", "ents_r", "ents_f"}
 
 
-OWN_DATA = "".join(f"{w}\t{t}\n" for w, t in [
-    ("We", "O"), ("ship", "O"), ("Rust", "B-LANG"), ("on", "O"), ("Kubernetes", "B-PLATFORM"), (".", "O"), ("", ""),
-    ("The", "O"), ("Postgres", "I-DB"), ("cluster", "O"), ("grew", "O"), (".", "O"), ("", ""),  # O I-X: repaired
-    ("Nobody", "O"), ("used", "O"), ("Go", "B-LANG"), ("here", "O"), (".", "O"), ("", ""),
-]).replace("\t\n", "\n")
+OWN_DATA = "".join(
+    f"{w}\t{t}\n"
+    for w, t in [
+        ("We", "O"),
+        ("ship", "O"),
+        ("Rust", "B-LANG"),
+        ("on", "O"),
+        ("Kubernetes", "B-PLATFORM"),
+        (".", "O"),
+        ("", ""),
+        ("The", "O"),
+        ("Postgres", "I-DB"),
+        ("cluster", "O"),
+        ("grew", "O"),
+        (".", "O"),
+        ("", ""),  # O I-X: repaired
+        ("Nobody", "O"),
+        ("used", "O"),
+        ("Go", "B-LANG"),
+        ("here", "O"),
+        (".", "O"),
+        ("", ""),
+    ]
+).replace("\t\n", "\n")
 
 
 @pytest.mark.slow
@@ -62,10 +106,34 @@ def test_all_workflow_on_own_data_with_repairs_and_several_labels(project_copy, 
     data.mkdir()
     for split, copies in (("train", 6), ("dev", 2), ("test", 2)):
         (data / f"{split}.txt").write_text(OWN_DATA * copies, encoding="utf-8")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SPACY_CONFIG_OVERRIDES": "--training.max_steps=2 --training.eval_frequency=1"}
-    cmd = [sys.executable, "-m", "spacy", "project", "run", "all", str(project_copy), "--vars.config", "tiny",
-           "--vars.backbone", str(tiny_bert), "--vars.bio_dir", str(data), "--vars.corpus_dir", "corpus/own",
-           "--vars.training_dir", "training/own", "--vars.metrics_dir", "metrics/own", "--vars.name", "en_own_ner"]
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "SPACY_CONFIG_OVERRIDES": "--training.max_steps=2 --training.eval_frequency=1",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "spacy",
+        "project",
+        "run",
+        "all",
+        str(project_copy),
+        "--vars.config",
+        "tiny",
+        "--vars.backbone",
+        str(tiny_bert),
+        "--vars.bio_dir",
+        str(data),
+        "--vars.corpus_dir",
+        "corpus/own",
+        "--vars.training_dir",
+        "training/own",
+        "--vars.metrics_dir",
+        "metrics/own",
+        "--vars.name",
+        "en_own_ner",
+    ]
     result = subprocess.run(cmd, cwd=project_copy, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert "problems repaired or skipped, mode repair" in result.stdout
@@ -75,15 +143,31 @@ def test_all_workflow_on_own_data_with_repairs_and_several_labels(project_copy, 
     assert sorted(meta["labels"]["ner"]) == ["DB", "LANG", "PLATFORM"]
     assert meta["sources"][0]["name"].startswith("my_data (the user's data")
     assert meta["training_data"]["splits"]["train"]["sentences"] == 18
-    assert meta["training_data"]["labels"] == ["DB", "LANG", "PLATFORM"] and meta["training_data"]["conversion"] == "repair"
+    assert (
+        meta["training_data"]["labels"] == ["DB", "LANG", "PLATFORM"]
+        and meta["training_data"]["conversion"] == "repair"
+    )
 
 
 @pytest.mark.slow
 def test_convert_step_splits_one_own_file_by_seed(project_copy, tmp_path):
     data = tmp_path / "all_of_it.tsv"
     data.write_text(OWN_DATA * 10, encoding="utf-8")
-    cmd = [sys.executable, "-m", "spacy", "project", "run", "convert", str(project_copy), "--vars.bio_dir", str(data),
-           "--vars.corpus_dir", "corpus/one_file", "--vars.n_sents", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "spacy",
+        "project",
+        "run",
+        "convert",
+        str(project_copy),
+        "--vars.bio_dir",
+        str(data),
+        "--vars.corpus_dir",
+        "corpus/one_file",
+        "--vars.n_sents",
+        "1",
+    ]
     result = subprocess.run(cmd, cwd=project_copy, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     info = json.loads((project_copy / "corpus" / "one_file" / "corpus.json").read_text())

@@ -1,4 +1,5 @@
 """A tiny random BERT (2 layers, width 32) with the embedded backbone's vocabulary, built in a temp folder."""
+
 from pathlib import Path
 
 
@@ -16,8 +17,14 @@ def build_tiny_bert(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = BertTokenizerFast(vocab_file=str(embedded_vocab()), do_lower_case=True)
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=37, max_position_embeddings=512)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=512,
+    )
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

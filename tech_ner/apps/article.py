@@ -1,4 +1,5 @@
 """The text of a fetched page: the article of an HTML page (trafilatura), or plain text as it is."""
+
 from .fetch import HTML_TYPES, TEXT_TYPES, FetchError, Page
 
 

@@ -22,6 +22,7 @@ to OUTPUT at the end; `resume=True` counts the complete rows of an existing
 partial file, drops a trailing incomplete line, skips that many inputs and
 appends the rest.
 """
+
 import itertools
 import os
 import time
@@ -47,7 +48,6 @@ class LongDocumentWarning(UserWarning):
     """A text longer than `nlp.max_length` was split into pieces to be processed."""
 
 
-
 def count_words(text: Optional[str]) -> int:
     """Whitespace-separated words: the unit of every words/s figure."""
     return len(text.split()) if text else 0
@@ -55,11 +55,17 @@ def count_words(text: Optional[str]) -> int:
 
 def _pieces(record: Record, text: str, max_chars: int, max_length: int) -> List[Tuple[int, int]]:
     pieces = text_pieces(text, max_chars)
-    if len(pieces) == 1 or len(text) <= max_length:  # cutting a long text is routine; only a text the pipeline refuses is news
+    if (
+        len(pieces) == 1 or len(text) <= max_length
+    ):  # cutting a long text is routine; only a text the pipeline refuses is news
         return pieces
-    warnings.warn(LongDocumentWarning(
-        f"document {record.id!r}: {len(text):,} characters is longer than nlp.max_length ({max_length:,}); "
-        f"processed in {len(pieces)} pieces cut at paragraph, sentence or whitespace boundaries"), stacklevel=3)
+    warnings.warn(
+        LongDocumentWarning(
+            f"document {record.id!r}: {len(text):,} characters is longer than nlp.max_length ({max_length:,}); "
+            f"processed in {len(pieces)} pieces cut at paragraph, sentence or whitespace boundaries"
+        ),
+        stacklevel=3,
+    )
     return pieces
 
 
@@ -76,8 +82,9 @@ def _chunks(records: Iterable[Record], max_docs: int, max_chars: int) -> Iterato
         yield chunk
 
 
-def _piece_items(chunk: List[Record], max_chars: int, max_length: int, batch_size: int,
-                 trim: Callable[[], None]) -> Iterator[Tuple[str, Tuple[int, int, bool]]]:
+def _piece_items(
+    chunk: List[Record], max_chars: int, max_length: int, batch_size: int, trim: Callable[[], None]
+) -> Iterator[Tuple[str, Tuple[int, int, bool]]]:
     """(text of a piece, (record position, piece start, last piece?)), made as the pipeline asks for them.
 
     The pipeline asks for the first piece of a batch once the batch before it is done, so that is when freed
@@ -95,8 +102,15 @@ def _piece_items(chunk: List[Record], max_chars: int, max_length: int, batch_siz
             yield (text if len(pieces) == 1 else text[start:end]), (pos, start, k == len(pieces) - 1)
 
 
-def _process_chunk(nlp: Language, chunk: List[Record], terms: Callable, batch_size: int, n_process: int,
-                   max_piece_chars: int, trim: Callable[[], None]) -> Iterator[Row]:
+def _process_chunk(
+    nlp: Language,
+    chunk: List[Record],
+    terms: Callable,
+    batch_size: int,
+    n_process: int,
+    max_piece_chars: int,
+    trim: Callable[[], None],
+) -> Iterator[Row]:
     max_chars = min(max_piece_chars, nlp.max_length)
     items = _piece_items(chunk, max_chars, nlp.max_length, batch_size, trim)
     next_pos = 0
@@ -143,9 +157,16 @@ def _malloc_trim() -> Callable[[], None]:
     return trim_now
 
 
-def extract_rows(nlp: Language, records: Iterable[Record], *, batch_size: int = 64, n_process: int = 1,
-                 zone_docs: int = 2000, zone_chars: int = 20_000_000,
-                 max_piece_chars: int = DEFAULT_MAX_PIECE_CHARS) -> Iterator[Row]:
+def extract_rows(
+    nlp: Language,
+    records: Iterable[Record],
+    *,
+    batch_size: int = 64,
+    n_process: int = 1,
+    zone_docs: int = 2000,
+    zone_chars: int = 20_000_000,
+    max_piece_chars: int = DEFAULT_MAX_PIECE_CHARS,
+) -> Iterator[Row]:
     """Run the pipeline over a stream of records: one row per record, in order.
 
     Records are taken `zone_docs` at a time (or fewer, up to `zone_chars`
@@ -164,7 +185,9 @@ def extract_rows(nlp: Language, records: Iterable[Record], *, batch_size: int = 
     RETURNS (Iterator[Row]): The rows.
     """
     if batch_size < 1 or n_process < 1 or zone_docs < 1:
-        raise ValueError(f"batch_size, n_process and zone_docs must be >= 1; got {batch_size}, {n_process}, {zone_docs}")
+        raise ValueError(
+            f"batch_size, n_process and zone_docs must be >= 1; got {batch_size}, {n_process}, {zone_docs}"
+        )
     if max_piece_chars < 1:
         raise ValueError(f"max_piece_chars must be >= 1, got {max_piece_chars}")
     terms = terms_function(nlp)
@@ -223,19 +246,38 @@ def _skip_done(records: Iterator[Record], done: int, last_id: Optional[str], par
         pass
     if done and (last is None or last.index != done - 1):
         have = 0 if last is None else last.index + 1
-        raise InputError(partial, None, f"has {done} rows but the inputs have only {have} documents: "
-                                        "delete it or run without --resume")
+        raise InputError(
+            partial,
+            None,
+            f"has {done} rows but the inputs have only {have} documents: delete it or run without --resume",
+        )
     if done and last is not None and last_id is not None and str(last.id) != last_id:
-        raise InputError(partial, None, f"does not match the inputs: its row {done} has id {last_id!r}, but input "
-                                        f"document {done} has id {str(last.id)!r}: delete it or run without --resume")
+        raise InputError(
+            partial,
+            None,
+            f"does not match the inputs: its row {done} has id {last_id!r}, but input "
+            f"document {done} has id {str(last.id)!r}: delete it or run without --resume",
+        )
     return records
 
 
-def extract(nlp: Language, inputs: Sequence[Union[str, Path]], output: Union[str, Path], *, text_field: str = "text",
-            id_field: str = "id", batch_size: int = 64, n_process: int = 1, strict: bool = False,
-            resume: bool = False, zone_docs: int = 2000, max_piece_chars: int = DEFAULT_MAX_PIECE_CHARS,
-            stdin: Optional[TextIO] = None,
-            on_row: Optional[Callable[[Row, int], None]] = None, keep_errors: int = 20) -> ExtractStats:
+def extract(
+    nlp: Language,
+    inputs: Sequence[Union[str, Path]],
+    output: Union[str, Path],
+    *,
+    text_field: str = "text",
+    id_field: str = "id",
+    batch_size: int = 64,
+    n_process: int = 1,
+    strict: bool = False,
+    resume: bool = False,
+    zone_docs: int = 2000,
+    max_piece_chars: int = DEFAULT_MAX_PIECE_CHARS,
+    stdin: Optional[TextIO] = None,
+    on_row: Optional[Callable[[Row, int], None]] = None,
+    keep_errors: int = 20,
+) -> ExtractStats:
     """Write one row per input document to `output` (CSV or JSONL by suffix), in input order.
 
     nlp (Language): The pipeline, e.g. from `load_pipeline`.
@@ -257,7 +299,7 @@ def extract(nlp: Language, inputs: Sequence[Union[str, Path]], output: Union[str
     sources = resolve_inputs(inputs, text_field=text_field)
     check_paths(output, sources)
     partial = partial_path(output)
-    done, last_id = (read_partial(partial, fmt) if resume and partial.exists() else (0, None))
+    done, last_id = read_partial(partial, fmt) if resume and partial.exists() else (0, None)
     records = iter_records(sources, text_field=text_field, id_field=id_field, skip=done, stdin=stdin)
     records = _skip_done(records, done, last_id, partial)
     stats = ExtractStats(resumed=done, output=output)
@@ -279,8 +321,14 @@ def extract(nlp: Language, inputs: Sequence[Union[str, Path]], output: Union[str
         if not appending:
             writer.write_header()
         index = done
-        for row in extract_rows(nlp, counted(records), batch_size=batch_size, n_process=n_process, zone_docs=zone_docs,
-                                max_piece_chars=max_piece_chars):
+        for row in extract_rows(
+            nlp,
+            counted(records),
+            batch_size=batch_size,
+            n_process=n_process,
+            zone_docs=zone_docs,
+            max_piece_chars=max_piece_chars,
+        ):
             writer.write(row)
             n_words = words.pop(index, 0)
             index += 1

@@ -28,6 +28,7 @@ address; `hop` says whether it was the URL as given, 0, or a redirect) and
 contacted. Only the standard library is used for the fetch; trafilatura
 extracts the text.
 """
+
 import http.client
 import ipaddress
 import socket
@@ -203,7 +204,9 @@ def check_url(
         reason = refusal_reason(ip)
         if reason is not None:
             where = "the URL" if hop == 0 else f"redirect {hop} ({url})"
-            raise BlockedURL(f"refused to fetch {where}: {host} is {reason} ({ip}); only public addresses are fetched", hop)
+            raise BlockedURL(
+                f"refused to fetch {where}: {host} is {reason} ({ip}); only public addresses are fetched", hop
+            )
     return parts, addresses
 
 
@@ -334,12 +337,16 @@ def fetch(url: str, policy: FetchPolicy = FetchPolicy(), *, resolve: Resolver = 
         watchdog = deadline.watch(sock)
         resp = None
         try:
-            conn.request("GET", _request_target(parts), headers={
-                "User-Agent": policy.user_agent,
-                "Accept": "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.1",
-                "Accept-Encoding": "identity",  # no decompression bombs; the size cap counts real bytes
-                "Connection": "close",
-            })
+            conn.request(
+                "GET",
+                _request_target(parts),
+                headers={
+                    "User-Agent": policy.user_agent,
+                    "Accept": "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.1",
+                    "Accept-Encoding": "identity",  # no decompression bombs; the size cap counts real bytes
+                    "Connection": "close",
+                },
+            )
             resp = conn.getresponse()
             if resp.status in REDIRECT_STATUSES:
                 location = resp.getheader("Location")
@@ -352,8 +359,14 @@ def fetch(url: str, policy: FetchPolicy = FetchPolicy(), *, resolve: Resolver = 
                 raise FetchError(f"{current} answered {resp.status} {resp.reason}".rstrip())
             content_type, charset = _media_type(resp.getheader("Content-Type"))
             body = _read_body(resp, sock, policy, deadline)
-            return Page(url=current, status=resp.status, content_type=content_type, charset=charset,
-                        body=body, redirects=redirects)
+            return Page(
+                url=current,
+                status=resp.status,
+                content_type=content_type,
+                charset=charset,
+                body=body,
+                redirects=redirects,
+            )
         except FetchError:
             raise
         except (OSError, http.client.HTTPException, ssl.SSLError) as e:

@@ -6,6 +6,7 @@ through the pipeline on its own, and its entities come back with offsets into th
 `merge_pieces` gathers them in text order into `Entities`, the stand-in for a Doc that `terms_function` reads, so
 a text processed in pieces gives the entities and terms it would give in one piece.
 """
+
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +21,14 @@ CLEANER_NAME = "extract_doc_cleaner"
 TERMS_FACTORY = "tech_terms"
 
 
-def load_pipeline(model: Union[str, Path], *, precision: Optional[str] = None, gpu_id: int = -1,
-                  max_length: Optional[int] = None, clean_docs: bool = True) -> Language:
+def load_pipeline(
+    model: Union[str, Path],
+    *,
+    precision: Optional[str] = None,
+    gpu_id: int = -1,
+    max_length: Optional[int] = None,
+    clean_docs: bool = True,
+) -> Language:
     """Load a trained pipeline by folder or installed package name, for inference.
 
     model (Union[str, Path]): A pipeline folder (e.g. training/model-best) or an installed package (en_tech_ner).
@@ -46,9 +53,13 @@ def load_pipeline(model: Union[str, Path], *, precision: Optional[str] = None, g
         nlp = spacy.load(model, exclude=exclude)
     except OSError as e:
         if "[E050]" in str(e) or "[E053]" in str(e):
-            raise InputError(None, None, f"--model {model}: cannot load the pipeline: no pipeline folder or installed "
-                                         "pipeline package of that name; train one (`spacy project run train`) or "
-                                         "pass a folder") from None
+            raise InputError(
+                None,
+                None,
+                f"--model {model}: cannot load the pipeline: no pipeline folder or installed "
+                "pipeline package of that name; train one (`spacy project run train`) or "
+                "pass a folder",
+            ) from None
         raise InputError(model, None, f"cannot load the pipeline: {str(e).splitlines()[0]}") from None
     except (ValueError, ImportError) as e:
         raise InputError(model, None, f"cannot load the pipeline: {str(e).splitlines()[0]}") from None
@@ -72,8 +83,12 @@ def add_doc_cleaner(nlp: Language) -> Language:
     RETURNS (Language): The same pipeline.
     """
     if CLEANER_NAME not in nlp.pipe_names:
-        nlp.add_pipe("doc_cleaner", name=CLEANER_NAME, last=True,
-                     config={"attrs": {"_.trf_data": None, "tensor": None}, "silent": True})
+        nlp.add_pipe(
+            "doc_cleaner",
+            name=CLEANER_NAME,
+            last=True,
+            config={"attrs": {"_.trf_data": None, "tensor": None}, "silent": True},
+        )
     return nlp
 
 

@@ -1,6 +1,7 @@
 """Input documents for extraction, streamed: `.txt` files or folders of them (one document per file, id = path
 relative to the folder), `.jsonl` (a text field per line), `.csv` (a text column) or stdin (one document per line).
 A malformed line or row becomes a Record with an error, so every input document gives one output row."""
+
 import itertools
 import json
 import os
@@ -11,7 +12,16 @@ from typing import Any, Iterable, Iterator, List, Optional, Sequence, TextIO, Tu
 
 
 from ..files.problems import SHOWN_CHARS, InputError, format_problem, printable
-from ..files.textfile import CsvRecord, Line, csv_records, decode_lines, invalid_at, json_text_problem, pick_codec, text_problem
+from ..files.textfile import (
+    CsvRecord,
+    Line,
+    csv_records,
+    decode_lines,
+    invalid_at,
+    json_text_problem,
+    pick_codec,
+    text_problem,
+)
 
 STDIN = "-"
 INPUT_SUFFIXES = {".txt": "txt", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
@@ -73,8 +83,12 @@ def resolve_inputs(inputs: Sequence[Union[str, Path]], *, text_field: str = "tex
             raise InputError(path, None, "no such file or folder")
         kind = INPUT_SUFFIXES.get(path.suffix.lower())
         if kind is None:
-            raise InputError(path, None, f"unknown input type {path.suffix or '(no suffix)'!r}: expected .txt, .jsonl or "
-                                         ".csv files, folders of .txt files, or - for stdin")
+            raise InputError(
+                path,
+                None,
+                f"unknown input type {path.suffix or '(no suffix)'!r}: expected .txt, .jsonl or "
+                ".csv files, folders of .txt files, or - for stdin",
+            )
         if kind == "txt":
             sources.append(Source("txt", path, [(path, str(raw))]))
             continue
@@ -124,8 +138,12 @@ def _csv_columns(path: Path, text_field: str) -> List[str]:
     if not columns:
         raise InputError(path, None, f"empty file: expected a header row with a {text_field!r} column")
     if text_field not in columns:
-        raise InputError(path, line, f"no {text_field!r} column in the header (columns: {printable(', '.join(columns), SHOWN_CHARS)}): "
-                                     "name the text column with --text-field")
+        raise InputError(
+            path,
+            line,
+            f"no {text_field!r} column in the header (columns: {printable(', '.join(columns), SHOWN_CHARS)}): "
+            "name the text column with --text-field",
+        )
     return columns
 
 
@@ -142,7 +160,7 @@ def _decode_document(data: bytes) -> Tuple[Optional[str], Optional[Tuple[int, st
     try:
         text = data[skip:].decode(codec)
     except UnicodeDecodeError as e:
-        line = data[skip:skip + e.start].decode(codec, errors="replace").count("\n") + 1
+        line = data[skip : skip + e.start].decode(codec, errors="replace").count("\n") + 1
         return None, (line, f"not valid {label} (byte 0x{data[skip + e.start]:02X})")
     at = invalid_at(text)
     if at is not None:
@@ -190,8 +208,9 @@ def _read_jsonl(source: Source, index: Iterator[int], text_field: str, id_field:
         yield from jsonl_records(decode_lines(f), source.name, index, text_field=text_field, id_field=id_field)
 
 
-def jsonl_records(lines: Iterable[Line], name: str, index: Iterator[int], *, text_field: str = "text",
-                  id_field: str = "id") -> Iterator[Record]:
+def jsonl_records(
+    lines: Iterable[Line], name: str, index: Iterator[int], *, text_field: str = "text", id_field: str = "id"
+) -> Iterator[Record]:
     """One record per non-blank JSONL line (id: the id field, else the line number).
 
     lines (Iterable[Line]): From `textfile.decode_lines` (numbered as in the file).
@@ -226,12 +245,19 @@ def jsonl_records(lines: Iterable[Line], name: str, index: Iterator[int], *, tex
             continue
         if text_field not in obj:
             fields = printable(", ".join(map(str, obj)), SHOWN_CHARS) if obj else "none"
-            yield Record(i, doc_id, error=_where(name, n, f"no {text_field!r} field (fields: {fields}): "
-                                                          "name the text field with --text-field"))
+            yield Record(
+                i,
+                doc_id,
+                error=_where(
+                    name, n, f"no {text_field!r} field (fields: {fields}): name the text field with --text-field"
+                ),
+            )
             continue
         text = obj[text_field]
         if not isinstance(text, str):
-            yield Record(i, doc_id, error=_where(name, n, f"field {text_field!r} is {type(text).__name__}, not a string"))
+            yield Record(
+                i, doc_id, error=_where(name, n, f"field {text_field!r} is {type(text).__name__}, not a string")
+            )
             continue
         yield Record(i, doc_id, text)
 
@@ -244,8 +270,16 @@ def _read_csv(source: Source, index: Iterator[int], text_field: str, id_field: s
         yield from csv_rows(records, header, source.name, index, text_field=text_field, id_field=id_field)
 
 
-def csv_rows(records: Iterable[CsvRecord], header: Sequence[str], name: str, index: Iterator[int], *,
-             text_field: str = "text", id_field: str = "id", row_number: int = 0) -> Iterator[Record]:
+def csv_rows(
+    records: Iterable[CsvRecord],
+    header: Sequence[str],
+    name: str,
+    index: Iterator[int],
+    *,
+    text_field: str = "text",
+    id_field: str = "id",
+    row_number: int = 0,
+) -> Iterator[Record]:
     """One record per CSV row after the header (id: the id column, else the row's number).
 
     records (Iterable[CsvRecord]): From `textfile.csv_records`, after the header row.
@@ -268,12 +302,22 @@ def csv_rows(records: Iterable[CsvRecord], header: Sequence[str], name: str, ind
         if record.error is not None:
             yield Record(i, doc_id, error=_where(name, record.error_line, record.error))
         elif len(row) != len(header):
-            yield Record(i, doc_id, error=_where(name, record.line, f"malformed CSV row: expected {len(header)} "
-                                                 f"fields ({printable(', '.join(header), SHOWN_CHARS)}), found {len(row)}"))
+            yield Record(
+                i,
+                doc_id,
+                error=_where(
+                    name,
+                    record.line,
+                    f"malformed CSV row: expected {len(header)} "
+                    f"fields ({printable(', '.join(header), SHOWN_CHARS)}), found {len(row)}",
+                ),
+            )
         else:
             bad = next((c for c in (text_col, id_col) if c is not None and text_problem(row[c])), None)
             if bad is not None:
-                yield Record(i, doc_id, error=_where(name, record.line, f"column {header[bad]!r} holds {text_problem(row[bad])}"))
+                yield Record(
+                    i, doc_id, error=_where(name, record.line, f"column {header[bad]!r} holds {text_problem(row[bad])}")
+                )
             else:
                 yield Record(i, doc_id, row[text_col])
 
@@ -295,8 +339,14 @@ def _read_stdin(index: Iterator[int], stream: Optional[TextIO]) -> Iterator[Reco
             yield Record(i, line.number, line.text)
 
 
-def iter_records(sources: Sequence[Source], *, text_field: str = "text", id_field: str = "id", skip: int = 0,
-                 stdin: Optional[TextIO] = None) -> Iterator[Record]:
+def iter_records(
+    sources: Sequence[Source],
+    *,
+    text_field: str = "text",
+    id_field: str = "id",
+    skip: int = 0,
+    stdin: Optional[TextIO] = None,
+) -> Iterator[Record]:
     """Stream the documents of every input, in order; one Record per document.
 
     sources (Sequence[Source]): From `resolve_inputs`.

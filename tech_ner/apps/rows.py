@@ -1,5 +1,6 @@
 """Output rows of extraction: one per input document (terms, spans, or the error), written as CSV or JSONL and
 flushed one by one into OUTPUT.partial, which a resumed run reads back."""
+
 import csv
 import json
 from pathlib import Path
@@ -94,8 +95,14 @@ class CsvRowWriter(RowWriter):
         self.f.flush()
 
     def write(self, row: Row) -> None:
-        self.csv.writerow([_one_line(row["id"]), json.dumps(row["terms"], ensure_ascii=False),
-                           json.dumps(row["spans"], ensure_ascii=False), _one_line(row["error"])])
+        self.csv.writerow(
+            [
+                _one_line(row["id"]),
+                json.dumps(row["terms"], ensure_ascii=False),
+                json.dumps(row["spans"], ensure_ascii=False),
+                _one_line(row["error"]),
+            ]
+        )
         self.f.flush()
 
 
@@ -138,7 +145,9 @@ def read_partial(path: Path, fmt: str) -> Tuple[int, Optional[str]]:
         with open(path, "r", encoding="utf-8", newline="") as f:
             header = next(csv.reader([f.readline()]), [])
         if tuple(header) != CSV_HEADER:
-            raise InputError(path, 1, f"not a partial output of this command (header {header}): delete it or run without --resume")
+            raise InputError(
+                path, 1, f"not a partial output of this command (header {header}): delete it or run without --resume"
+            )
         rows = lines - 1
         if rows == 0:
             return 0, None
@@ -149,4 +158,6 @@ def read_partial(path: Path, fmt: str) -> Tuple[int, Optional[str]]:
         last = json.loads(last_line.decode("utf-8"))
         return lines, str(last["id"])
     except (ValueError, KeyError, TypeError) as e:
-        raise InputError(path, lines, f"not a partial output of this command ({e}): delete it or run without --resume") from None
+        raise InputError(
+            path, lines, f"not a partial output of this command ({e}): delete it or run without --resume"
+        ) from None

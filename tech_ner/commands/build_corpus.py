@@ -1,4 +1,5 @@
 """`tech-ner build-corpus`: the embedded corpus's IOB2 files and card from corpus/sources/ (and the wild set)."""
+
 import contextlib
 from pathlib import Path
 from typing import List, Optional

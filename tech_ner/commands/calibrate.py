@@ -1,4 +1,5 @@
 """`tech-ner calibrate`: choose a trained pipeline's outside_bias on a held-out set and write the pipeline with it."""
+
 import json
 from pathlib import Path
 from typing import Any, Optional, Tuple
@@ -27,12 +28,24 @@ def calibration_data(corpus_dir: Path) -> Tuple[Path, float]:
 
 @friendly_errors
 def calibrate_command(
-    model: Path = typer.Argument(..., exists=True, file_okay=False, help="Trained pipeline folder, e.g. training/model-best"),
-    data: Optional[Path] = typer.Argument(None, exists=True, dir_okay=False, help="Held-out gold .spacy file (not the test split)"),
+    model: Path = typer.Argument(
+        ..., exists=True, file_okay=False, help="Trained pipeline folder, e.g. training/model-best"
+    ),
+    data: Optional[Path] = typer.Argument(
+        None, exists=True, dir_okay=False, help="Held-out gold .spacy file (not the test split)"
+    ),
     output: Path = typer.Option(..., "--output", "-o", help="Folder for the calibrated pipeline"),
-    corpus_dir: Optional[Path] = typer.Option(None, "--corpus-dir", help="Instead of DATA: a folder the convert step wrote (wild dev for the embedded corpus, dev for own data)"),
+    corpus_dir: Optional[Path] = typer.Option(
+        None,
+        "--corpus-dir",
+        help="Instead of DATA: a folder the convert step wrote (wild dev for the embedded corpus, dev for own data)",
+    ),
     beta: float = typer.Option(1.0, "--beta", help="Maximise F-beta: below 1 favours precision, above 1 recall"),
-    min_precision: Optional[float] = typer.Option(None, "--min-precision", help="Only biases whose precision reaches this (default 0, or 0.85 with --corpus-dir on the embedded corpus)"),
+    min_precision: Optional[float] = typer.Option(
+        None,
+        "--min-precision",
+        help="Only biases whose precision reaches this (default 0, or 0.85 with --corpus-dir on the embedded corpus)",
+    ),
     report: Optional[Path] = typer.Option(None, "--report", help="JSON file for the table of biases and scores"),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, or -1 for CPU"),
     batch_size: int = typer.Option(64, "--batch-size", help="Documents per batch"),
@@ -84,14 +97,28 @@ def calibrate_command(
     chosen, reached = choose(rows, floor)
     for row in rows:
         mark = "  <- chosen" if row is chosen else ""
-        typer.echo(f"outside_bias {row['outside_bias']:+5.2f}  P {row['p']:.4f}  R {row['r']:.4f}  "
-                   f"F1 {row['f']:.4f}  F{beta:g} {row['f_beta']:.4f}{mark}")
+        typer.echo(
+            f"outside_bias {row['outside_bias']:+5.2f}  P {row['p']:.4f}  R {row['r']:.4f}  "
+            f"F1 {row['f']:.4f}  F{beta:g} {row['f_beta']:.4f}{mark}"
+        )
     with atomic_path(output, is_dir=True) as tmp:
         save_with_bias(nlp, chosen["outside_bias"], tmp)
     if report is not None:
-        write_text_atomic(report, json.dumps({"data": str(data), "beta": beta, "min_precision": floor,
-                                              "min_precision_reached": reached, "chosen": chosen, "sweep": rows},
-                                             indent=1) + "\n")
+        write_text_atomic(
+            report,
+            json.dumps(
+                {
+                    "data": str(data),
+                    "beta": beta,
+                    "min_precision": floor,
+                    "min_precision_reached": reached,
+                    "chosen": chosen,
+                    "sweep": rows,
+                },
+                indent=1,
+            )
+            + "\n",
+        )
     rule = f"best F{beta:g}" + (f" with precision >= {floor:g}" if floor and reached else "")
     if floor and not reached:
         rule += f"; no bias reaches precision {floor:g}, so the best overall"

@@ -1,5 +1,6 @@
 """`tech-ner`: the project's command line, one command per step of the data path. Each command wires options to
 the package; `scripts/` holds the same commands for `spacy project run`."""
+
 import typer
 
 from .convert import convert_command, split_command, to_bio_command
@@ -12,8 +13,11 @@ from .package import package_command
 from .serve import serve_command
 from .train import CONTEXT_SETTINGS, train_command
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Technology-term NER: corpora, training, evaluation, packaging, extraction and serving.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Technology-term NER: corpora, training, evaluation, packaging, extraction and serving.",
+)
 # in the order of the data path: corpus in -> training -> evaluation -> package -> inference apps
 app.command("build-corpus")(build_corpus_command)
 app.command("convert")(convert_command)

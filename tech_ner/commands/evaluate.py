@@ -1,4 +1,5 @@
 """`tech-ner evaluate`: score a trained pipeline on gold splits and write metrics, a report and plots."""
+
 from pathlib import Path
 from typing import List, Optional
 
@@ -20,11 +21,19 @@ def split_names(names: Optional[str], data: List[Path]) -> List[str]:
 
 @friendly_errors
 def evaluate_command(
-    model: Path = typer.Argument(..., exists=True, file_okay=False, help="Trained pipeline folder, e.g. training/model-best"),
+    model: Path = typer.Argument(
+        ..., exists=True, file_okay=False, help="Trained pipeline folder, e.g. training/model-best"
+    ),
     data: List[Path] = typer.Argument(..., exists=True, help="Gold .spacy files, one per split"),
-    output_dir: Path = typer.Option(Path("metrics"), "--output-dir", "-o", help="Folder for metrics.json, report.md and plots"),
-    names: Optional[str] = typer.Option(None, "--names", "-n", help="Split names, one per file, e.g. train,test (default: file stems)"),
-    log: Optional[Path] = typer.Option(None, "--log", help="Training log (JSON lines of spacy.ConsoleLogger.v3 output_file)"),
+    output_dir: Path = typer.Option(
+        Path("metrics"), "--output-dir", "-o", help="Folder for metrics.json, report.md and plots"
+    ),
+    names: Optional[str] = typer.Option(
+        None, "--names", "-n", help="Split names, one per file, e.g. train,test (default: file stems)"
+    ),
+    log: Optional[Path] = typer.Option(
+        None, "--log", help="Training log (JSON lines of spacy.ConsoleLogger.v3 output_file)"
+    ),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, or -1 for CPU"),
     batch_size: int = typer.Option(64, "--batch-size", help="Documents per nlp.pipe batch"),
 ):
@@ -59,4 +68,3 @@ def evaluate_command(
             for line in par["lines"]:
                 typer.echo(f"  - {line}", err=True)
         raise typer.Exit(1)
-

@@ -2,6 +2,7 @@
 
 Config overrides come from the command line and from SPACY_CONFIG_OVERRIDES (spaCy's `parse_config_overrides`
 reads both)."""
+
 from pathlib import Path
 
 import typer
@@ -30,4 +31,3 @@ def train_command(
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1)
     typer.echo(f"Trained: {output}/model-best and {output}/model-last")
-

@@ -11,6 +11,7 @@ config and the component's saved settings, so `spacy.load` and the package step 
 Calibrate on a set that was not used for training and is not the test split: the embedded corpus uses its
 "wild" dev set (another hand's text, in registers the training corpus lacks); own data uses its dev split.
 """
+
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
@@ -45,11 +46,17 @@ def _logits(nlp: Language, gold_docs: Sequence[Doc], batch_size: int) -> Tuple[L
     return docs, logits
 
 
-def sweep(nlp: Language, gold_docs: Sequence[Doc], *, biases: Sequence[float] = BIASES, beta: float = 1.0,
-          batch_size: int = 64) -> List[Dict]:
+def sweep(
+    nlp: Language,
+    gold_docs: Sequence[Doc],
+    *,
+    biases: Sequence[float] = BIASES,
+    beta: float = 1.0,
+    batch_size: int = 64,
+) -> List[Dict]:
     """Entity precision, recall, F1 and F-beta (spaCy's scorer) for each bias, on `gold_docs`."""
     ner: Any = nlp.get_pipe(COMPONENT)
-    after = [nlp.get_pipe(name) for name in nlp.pipe_names[nlp.pipe_names.index(COMPONENT) + 1:]]
+    after = [nlp.get_pipe(name) for name in nlp.pipe_names[nlp.pipe_names.index(COMPONENT) + 1 :]]
     docs, logits = _logits(nlp, gold_docs, batch_size)
     rows = []
     for bias in biases:
@@ -62,8 +69,15 @@ def sweep(nlp: Language, gold_docs: Sequence[Doc], *, biases: Sequence[float] = 
             predicted.append(copy)
         s = Scorer.score_spans([Example(p, g) for p, g in zip(predicted, gold_docs)], "ents")
         p, r, f = (s["ents_p"] or 0.0), (s["ents_r"] or 0.0), (s["ents_f"] or 0.0)
-        rows.append({"outside_bias": bias, "p": round(p, 4), "r": round(r, 4), "f": round(f, 4),
-                     "f_beta": round(f_beta(p, r, beta), 4)})
+        rows.append(
+            {
+                "outside_bias": bias,
+                "p": round(p, 4),
+                "r": round(r, 4),
+                "f": round(f, 4),
+                "f_beta": round(f_beta(p, r, beta), 4),
+            }
+        )
     return rows
 
 
@@ -87,4 +101,3 @@ def save_with_bias(nlp: Language, bias: float, output: Path) -> None:
     config = Config().from_disk(config_path, interpolate=False)
     config["components"][COMPONENT]["outside_bias"] = float(bias)
     config.to_disk(config_path)
-

@@ -5,6 +5,7 @@ Predictions are made on copies of the gold tokens (as `nlp.evaluate` does with
 gold tokenization), so gold and predicted IOB2 tags line up token by token and
 are cut into sequences at the gold sentence boundaries.
 """
+
 from collections import Counter
 from pathlib import Path
 from typing import Dict, Iterable, List, Sequence, Tuple, Union
@@ -56,8 +57,10 @@ def label_report(gold: Sequences, pred: Sequences) -> Dict[str, Dict[str, float]
     rows = [report[label] for label in labels]
     for name, weights in (("macro avg", [1] * len(rows)), ("weighted avg", [r["support"] for r in rows])):
         total = sum(weights)
-        report[name] = {k: (sum(w * r[k] for w, r in zip(weights, rows)) / total if total else 0.0)
-                        for k in ("precision", "recall", "f1")}
+        report[name] = {
+            k: (sum(w * r[k] for w, r in zip(weights, rows)) / total if total else 0.0)
+            for k in ("precision", "recall", "f1")
+        }
         report[name]["support"] = support
     return report
 
@@ -134,16 +137,22 @@ def raw_text_scores(nlp: Language, gold_docs: Sequence[Doc], *, batch_size: int 
         misaligned += sum(pred.char_span(s, e, alignment_mode="strict") is None for s, e, _ in gold)
     n_gold = sum(len(g) for g in gold_sets)
     scores = prf({"tp": tp, "fp": n_pred - tp, "fn": n_gold - tp})
-    return {**scores, "sentences": len(texts), "tp": tp, "gold_entities": n_gold, "predicted_entities": n_pred,
-            "misaligned_gold_entities": misaligned}
+    return {
+        **scores,
+        "sentences": len(texts),
+        "tp": tp,
+        "gold_entities": n_gold,
+        "predicted_entities": n_pred,
+        "misaligned_gold_entities": misaligned,
+    }
 
 
 def _in_context(doc: Doc, start: int, end: int, width: int = 60) -> str:
     """The span's sentence (or `width` characters either side) with the span in [brackets], on one line."""
     span = doc[start:end]
     sent = span.sent if doc.has_annotation("SENT_START") else doc[:]
-    left = doc.text[max(sent.start_char, span.start_char - width):span.start_char]
-    right = doc.text[span.end_char:min(sent.end_char, span.end_char + width)]
+    left = doc.text[max(sent.start_char, span.start_char - width) : span.start_char]
+    right = doc.text[span.end_char : min(sent.end_char, span.end_char + width)]
     return " ".join(f"{left}[{span.text}]{right}".split())
 
 
@@ -166,17 +175,36 @@ def frequent_errors(gold_docs: Sequence[Doc], pred_docs: Sequence[Doc], *, top: 
             for start, end, label in sorted(mine):
                 overlaps = any(s < end and start < e for s, e, _ in other)
                 key = (doc[start:end].text.casefold(), label)
-                entry = found[kind].setdefault(key, {
-                    "text": doc[start:end].text, "label": label, "count": 0, "boundary": 0,
-                    "context": _in_context(gold, start, end)})
+                entry = found[kind].setdefault(
+                    key,
+                    {
+                        "text": doc[start:end].text,
+                        "label": label,
+                        "count": 0,
+                        "boundary": 0,
+                        "context": _in_context(gold, start, end),
+                    },
+                )
                 entry["count"] += 1
                 entry["boundary"] += overlaps
     out = {}
     for kind, entries in found.items():
         ranked = sorted(entries.values(), key=lambda e: (-e["count"], e["text"].casefold()))[:top]
-        out[kind] = [{**e, "kind": ("boundary" if e["boundary"] == e["count"] else
-                                    "spurious" if kind == "false_positives" and not e["boundary"] else
-                                    "missed" if not e["boundary"] else "mixed")} for e in ranked]
+        out[kind] = [
+            {
+                **e,
+                "kind": (
+                    "boundary"
+                    if e["boundary"] == e["count"]
+                    else "spurious"
+                    if kind == "false_positives" and not e["boundary"]
+                    else "missed"
+                    if not e["boundary"]
+                    else "mixed"
+                ),
+            }
+            for e in ranked
+        ]
     return out
 
 
@@ -245,7 +273,7 @@ def split_markdown(name: str, r: Dict) -> str:
         f"## {name}",
         "",
         f"{r['documents']} documents, {r['sentences']} sentences, {r['tokens']} tokens, "
-        f"{r['gold_entities']} gold entities (seqeval mode=\"strict\", scheme=IOB2).",
+        f'{r["gold_entities"]} gold entities (seqeval mode="strict", scheme=IOB2).',
         "",
         "### Entity scores (%)",
         "",
@@ -253,39 +281,60 @@ def split_markdown(name: str, r: Dict) -> str:
         "| --- | ---: | ---: | ---: |",
         f"| {spacy_name} | {_pct(sp['ents_p'])} | {_pct(sp['ents_r'])} | {_pct(sp['ents_f'])} |",
         f"| seqeval default mode | {_pct(d['p'])} | {_pct(d['r'])} | {_pct(d['f'])} |",
-        f"| seqeval mode=\"strict\", scheme=IOB2 | {_pct(s['p'])} | {_pct(s['r'])} | {_pct(s['f'])} |",
+        f'| seqeval mode="strict", scheme=IOB2 | {_pct(s["p"])} | {_pct(s["r"])} | {_pct(s["f"])} |',
         "",
         f"Token accuracy of the IOB2 tags: {_pct(r['token_accuracy'])}%.",
         "",
-        "### Per-label report (seqeval mode=\"strict\", scheme=IOB2; %)",
+        '### Per-label report (seqeval mode="strict", scheme=IOB2; %)',
         "",
         "| label | precision | recall | F1 | support |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for label, row in r["per_label"].items():
         shown = f"*{label}*" if label in AVERAGES else label
-        out.append(f"| {shown} | {_pct(row['precision'])} | {_pct(row['recall'])} | {_pct(row['f1'])} | {row['support']} |")
-    out += ["", "### Token confusion (gold rows, predicted columns)", "", confusion_markdown(r["confusion"]), "",
-            f"![confusion {name}](confusion_{name}.png)", ""]
+        out.append(
+            f"| {shown} | {_pct(row['precision'])} | {_pct(row['recall'])} | {_pct(row['f1'])} | {row['support']} |"
+        )
+    out += [
+        "",
+        "### Token confusion (gold rows, predicted columns)",
+        "",
+        confusion_markdown(r["confusion"]),
+        "",
+        f"![confusion {name}](confusion_{name}.png)",
+        "",
+    ]
     raw = r.get("raw_text")
     if raw:
-        out += ["### Raw-text mode (pipeline tokenization, exact character offsets; %)", "",
-                "| P | R | F | gold entities | predicted | gold entities not on token edges |",
-                "| ---: | ---: | ---: | ---: | ---: | ---: |",
-                f"| {_pct(raw['p'])} | {_pct(raw['r'])} | {_pct(raw['f'])} | {raw['gold_entities']} | "
-                f"{raw['predicted_entities']} | {raw['misaligned_gold_entities']} |", ""]
+        out += [
+            "### Raw-text mode (pipeline tokenization, exact character offsets; %)",
+            "",
+            "| P | R | F | gold entities | predicted | gold entities not on token edges |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: |",
+            f"| {_pct(raw['p'])} | {_pct(raw['r'])} | {_pct(raw['f'])} | {raw['gold_entities']} | "
+            f"{raw['predicted_entities']} | {raw['misaligned_gold_entities']} |",
+            "",
+        ]
     errors = r.get("errors")
     if errors:
         out += ["### Most frequent errors (exact entity match; `boundary`: a gold and a predicted span overlap)", ""]
-        for kind, title in (("false_positives", "False positives (predicted, not in gold)"),
-                            ("false_negatives", "False negatives (gold, not predicted)")):
+        for kind, title in (
+            ("false_positives", "False positives (predicted, not in gold)"),
+            ("false_negatives", "False negatives (gold, not predicted)"),
+        ):
             out += [f"{title}:", "", "| term | label | count | kind | in context |", "| --- | --- | ---: | --- | --- |"]
-            out += [f"| {_cell(e['text'])} | {e['label']} | {e['count']} | {e['kind']} | {_cell(e['context'])} |"
-                    for e in errors[kind]] or ["| - | | | | |"]
+            out += [
+                f"| {_cell(e['text'])} | {e['label']} | {e['count']} | {e['kind']} | {_cell(e['context'])} |"
+                for e in errors[kind]
+            ] or ["| - | | | | |"]
             out.append("")
     par = r["parity"]
-    out += ["### Parity: spaCy vs seqeval mode=\"strict\", scheme=IOB2", "",
-            ("PASSED: " if par["passed"] else "FAILED: ") + par["summary"], ""]
+    out += [
+        '### Parity: spaCy vs seqeval mode="strict", scheme=IOB2',
+        "",
+        ("PASSED: " if par["passed"] else "FAILED: ") + par["summary"],
+        "",
+    ]
     out += [f"- {line}" for line in par["lines"]]
     return "\n".join(out).rstrip() + "\n"
 
@@ -304,7 +353,9 @@ def render_report(results: Dict[str, Dict], *, model: str = "", training_curve: 
     return "\n".join(out)
 
 
-def write_reports(results: Dict[str, Dict], output_dir: Path, *, model: str = "", training_curve: bool = False) -> List[Path]:
+def write_reports(
+    results: Dict[str, Dict], output_dir: Path, *, model: str = "", training_curve: bool = False
+) -> List[Path]:
     """Write metrics.json and report.md atomically.
 
     RETURNS (List[Path]): The files written.
@@ -324,8 +375,13 @@ def summary_line(name: str, r: Dict) -> Tuple[str, bool]:
     """One line per split for the console, and whether parity passed."""
     raw = r.get("raw_text") or {}
     f = r["spacy"]["ents_f"]
-    parts = [f"{name}: {r['documents']} docs", f"spaCy F {_pct(f)}", f"seqeval strict F {_pct(r['seqeval_strict']['f'])}",
-             f"default F {_pct(r['seqeval_default']['f'])}", f"token acc {_pct(r['token_accuracy'])}"]
+    parts = [
+        f"{name}: {r['documents']} docs",
+        f"spaCy F {_pct(f)}",
+        f"seqeval strict F {_pct(r['seqeval_strict']['f'])}",
+        f"default F {_pct(r['seqeval_default']['f'])}",
+        f"token acc {_pct(r['token_accuracy'])}",
+    ]
     if raw:
         parts.append(f"raw-text F {_pct(raw['f'])} ({raw['misaligned_gold_entities']} gold entities off token edges)")
     passed = r["parity"]["passed"]

@@ -6,6 +6,7 @@ so their P/R/F agree. When they do not, each document whose counts differ is
 listed with what explains it: misaligned tokens, missing annotation, ill-formed
 gold, or a predicted entity that crosses a gold sentence boundary.
 """
+
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
@@ -57,8 +58,8 @@ def predicted_tags(gold: Doc, pred: Doc) -> List[str]:
     spans = []
     for ent in pred.ents:
         span = gold.char_span(ent.start_char, ent.end_char, alignment_mode="strict")
-        if span is not None and not any(taken[span.start:span.end]):
-            taken[span.start:span.end] = [True] * len(span)
+        if span is not None and not any(taken[span.start : span.end]):
+            taken[span.start : span.end] = [True] * len(span)
             spans.append((span.start, span.end, ent.label_))
     return spans_to_iob2(len(gold), spans)
 
@@ -97,8 +98,11 @@ def seqeval_prf(gold_seqs: Sequence[Sequence[str]], pred_seqs: Sequence[Sequence
     if not gold:  # seqeval rejects an empty list of sequences
         return {"p": 0.0, "r": 0.0, "f": 0.0}
     kw = dict(SEQEVAL_MODES[mode], zero_division=0)
-    return {"p": float(precision_score(gold, pred, **kw)), "r": float(recall_score(gold, pred, **kw)),
-            "f": float(f1_score(gold, pred, **kw))}
+    return {
+        "p": float(precision_score(gold, pred, **kw)),
+        "r": float(recall_score(gold, pred, **kw)),
+        "f": float(f1_score(gold, pred, **kw)),
+    }
 
 
 def seqeval_counts(gold_seqs: Sequence[Sequence[str]], pred_seqs: Sequence[Sequence[str]]) -> Dict[str, int]:
@@ -118,8 +122,8 @@ def spacy_counts(example: Example) -> Dict[str, int]:
     tp = fp = 0
     x2y = example.alignment.x2y
     for ent in pred_doc.ents:
-        indices = x2y[ent.start:ent.end]
-        if len(indices) and all(t.ent_iob != 0 for t in gold_doc[indices[0]:indices[-1] + 1]):
+        indices = x2y[ent.start : ent.end]
+        if len(indices) and all(t.ent_iob != 0 for t in gold_doc[indices[0] : indices[-1] + 1]):
             key = (ent.label_, indices[0], indices[-1] + 1)
             if key in golds:
                 tp += 1
@@ -145,19 +149,25 @@ def doc_reasons(gold: Doc, pred: Doc) -> List[str]:
     elif not _same_tokens(gold, pred):
         i = next((k for k, (g, p) in enumerate(zip(gold, pred)) if g.text != p.text), min(len(gold), len(pred)))
         where = f"gold token {i} {gold[i].text!r}" if i < len(gold) else "the end"
-        reasons.append(f"misaligned tokens: {len(pred)} predicted vs {len(gold)} gold tokens, first difference at {where}")
+        reasons.append(
+            f"misaligned tokens: {len(pred)} predicted vs {len(gold)} gold tokens, first difference at {where}"
+        )
     missing = [t for t in gold if t.ent_iob == 0]
     if missing:
-        reasons.append(f"missing annotation: {len(missing)} gold tokens have no entity annotation "
-                       f"(first: token {missing[0].i} {missing[0].text!r})")
+        reasons.append(
+            f"missing annotation: {len(missing)} gold tokens have no entity annotation "
+            f"(first: token {missing[0].i} {missing[0].text!r})"
+        )
     reasons.extend(ill_formed_gold(gold))
     if _same_tokens(gold, pred) and gold.has_annotation("SENT_START"):
         starts = {s.start for s in gold.sents}
         for ent in pred.ents:
             inner = [i for i in range(ent.start + 1, ent.end) if i in starts]
             if inner:
-                reasons.append(f"predicted entity {ent.text!r} ({ent.label_}) crosses the gold sentence boundary "
-                               f"at token {inner[0]}")
+                reasons.append(
+                    f"predicted entity {ent.text!r} ({ent.label_}) crosses the gold sentence boundary "
+                    f"at token {inner[0]}"
+                )
                 break
     return reasons
 
@@ -271,8 +281,13 @@ def check_parity(gold_docs: Sequence[Doc], pred_docs: Sequence[Doc], *, toleranc
                 reasons.append(f"spaCy's scorer cannot read this document: {error}")
             differences.append(DocDifference(doc_name(gold, i), reasons, spa, seq))
     spacy_scores = get_ner_prf(scorable)
-    return ParityResult(spacy=spacy_scores, seqeval=seqeval_prf(all_gold, all_pred, "strict"), differences=differences,
-                        tolerance=tolerance, unscored=len(gold_docs) - len(scorable))
+    return ParityResult(
+        spacy=spacy_scores,
+        seqeval=seqeval_prf(all_gold, all_pred, "strict"),
+        differences=differences,
+        tolerance=tolerance,
+        unscored=len(gold_docs) - len(scorable),
+    )
 
 
 def _same_tokens(a: Doc, b: Doc) -> bool:

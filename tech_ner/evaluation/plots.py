@@ -3,6 +3,7 @@
 Figures are drawn with matplotlib's object API on the Agg canvas (no display,
 no pyplot global state) and saved atomically.
 """
+
 import json
 from pathlib import Path
 from typing import Dict, List, Optional, Union
@@ -113,8 +114,9 @@ def plot_confusion(table: Dict[str, Dict[str, int]], output: Union[str, Path], *
         ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
         for i, row in enumerate(counts):
             for j, c in enumerate(row):
-                ax.text(j, i, str(c), ha="center", va="center", fontsize=8,
-                        color="white" if shares[i][j] > 0.6 else "black")
+                ax.text(
+                    j, i, str(c), ha="center", va="center", fontsize=8, color="white" if shares[i][j] > 0.6 else "black"
+                )
         ax.set_xticks(range(len(tags)), labels=tags, rotation=45, ha="right")
         ax.set_yticks(range(len(tags)), labels=tags)
     else:

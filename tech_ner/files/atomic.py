@@ -6,6 +6,7 @@ write: a folder output is written only where the folder is new, empty, or
 holds nothing but an earlier output of the same kind (listed in its
 `OUTPUT_MANIFEST`), and outputs get the permissions the user's umask gives.
 """
+
 import contextlib
 import json
 import os
@@ -74,8 +75,12 @@ def check_replaceable(path: Union[str, Path], *, is_dir: bool = False) -> None:
         foreign = sorted(p.name for p in path.iterdir() if p.name not in own)
         if foreign:
             shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-            raise InputError(path, None, f"holds files this tool did not write ({shown}); give a new or empty "
-                                         "folder for the output (nothing was written)")
+            raise InputError(
+                path,
+                None,
+                f"holds files this tool did not write ({shown}); give a new or empty "
+                "folder for the output (nothing was written)",
+            )
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ Readers never raise on a bad line by themselves: they hand the problem to a
 `Problems` collector, which either stops the run (strict mode, or a problem
 that cannot be repaired) or counts the repair or skip so the run can report it.
 """
+
 import functools
 import os
 import re

@@ -7,6 +7,7 @@ mojibake. `csv_records` groups those lines into CSV records by the rule in its d
 silently swallow the rows after it. `text_problem` and `json_text_problem` find text that no UTF-8 output can
 hold (a lone surrogate) or that marks binary data (a NUL character).
 """
+
 import codecs
 import csv
 import json
@@ -21,8 +22,13 @@ from .problems import InputError
 
 CHUNK = 1 << 16
 # checked in this order: the UTF-32-LE mark begins with the UTF-16-LE one
-BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8"),
-        (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
 MAX_RECORD_LINES = 10_000
 _EOL = re.compile(r"\r\n|\r|\n")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -35,7 +41,7 @@ def _mark_bytes(error: UnicodeError):
     # No strict decoder ever yields a lone surrogate, so one in decoded text always means an undecodable byte.
     if not isinstance(error, UnicodeDecodeError):
         raise error
-    return "".join(chr(0xDC00 + b) for b in error.object[error.start:error.end]), error.end
+    return "".join(chr(0xDC00 + b) for b in error.object[error.start : error.end]), error.end
 
 
 codecs.register_error(_MARK, _mark_bytes)
@@ -48,10 +54,16 @@ def check_encoding(encoding: str) -> str:
     try:
         info = codecs.lookup(encoding)
     except LookupError:
-        raise InputError(None, None, f"--encoding {encoding!r}: unknown encoding; use auto, utf-8, cp1252, "
-                                     "latin-1, utf-16 or another Python codec name") from None
+        raise InputError(
+            None,
+            None,
+            f"--encoding {encoding!r}: unknown encoding; use auto, utf-8, cp1252, "
+            "latin-1, utf-16 or another Python codec name",
+        ) from None
     if not getattr(info, "_is_text_encoding", True):
-        raise InputError(None, None, f"--encoding {encoding!r} is not a text encoding; use auto, utf-8, cp1252 or utf-16")
+        raise InputError(
+            None, None, f"--encoding {encoding!r} is not a text encoding; use auto, utf-8, cp1252 or utf-16"
+        )
     return info.name
 
 
@@ -106,11 +118,13 @@ class TextLines:
         if m is None:
             return Line(number, text)
         byte = ord(m.group()) - 0xDC00
-        return Line(number, text, f"not valid {self.label} at character {m.start() + 1} of the line (byte 0x{byte:02X})")
+        return Line(
+            number, text, f"not valid {self.label} at character {m.start() + 1} of the line (byte 0x{byte:02X})"
+        )
 
     def __iter__(self) -> Iterator[Line]:
         decoder = codecs.getincrementaldecoder(self.codec)(errors=_MARK)
-        data = self.head[self.skip:]
+        data = self.head[self.skip :]
         parts: List[str] = []  # the line being read, in pieces (a line may span many chunks)
         held = ""  # a "\r" at the end of a chunk: the next chunk may begin with its "\n"
         number = 0
@@ -122,7 +136,7 @@ class TextLines:
                 text, held = text[:-1], "\r"
             pos = 0
             for m in _EOL.finditer(text):
-                parts.append(text[pos:m.start()])
+                parts.append(text[pos : m.start()])
                 number += 1
                 yield self._line(number, "".join(parts))
                 parts, pos = [], m.end()
@@ -197,8 +211,9 @@ class CsvRecord:
     error_line: int = 0
 
 
-def csv_records(lines: Iterable[Line], *, delimiter: str = ",", width: Optional[int] = None,
-                max_lines: int = MAX_RECORD_LINES) -> Iterator[CsvRecord]:
+def csv_records(
+    lines: Iterable[Line], *, delimiter: str = ",", width: Optional[int] = None, max_lines: int = MAX_RECORD_LINES
+) -> Iterator[CsvRecord]:
     """Group physical lines into CSV records, so that every line is in exactly one record or error record.
 
     The rule: a record is one line, unless a quoted field holds line breaks. Such a record spanning several
@@ -250,7 +265,9 @@ def csv_records(lines: Iterable[Line], *, delimiter: str = ",", width: Optional[
         except csv.Error as e:
             fields, last = [], pending[used - 1].number
             if "unexpected end of data" in str(e):
-                reason = f"never closes (read to line {last})" if used < max_lines else f"is still open after {used} lines"
+                reason = (
+                    f"never closes (read to line {last})" if used < max_lines else f"is still open after {used} lines"
+                )
             else:
                 reason = f"breaks on line {last} ({e})"
         if reason is None and used > 1 and width is not None and len(fields) != width:
@@ -258,18 +275,21 @@ def csv_records(lines: Iterable[Line], *, delimiter: str = ",", width: Optional[
         if reason is not None:
             pending.popleft()
             if used == 1:
-                message = f"malformed CSV: a quoted field {reason}; write a quote inside a field as \"\""
+                message = f'malformed CSV: a quoted field {reason}; write a quote inside a field as ""'
             else:
-                message = (f"malformed CSV: a quoted field opens on this line but {reason}: a stray quote? "
-                           "The lines after it are read as rows of their own; write a quote inside a field as \"\"")
+                message = (
+                    f"malformed CSV: a quoted field opens on this line but {reason}: a stray quote? "
+                    'The lines after it are read as rows of their own; write a quote inside a field as ""'
+                )
             yield CsvRecord(first.number, first.number, [], message, first.number)
             continue
         record = [pending.popleft() for _ in range(used)]
         if width is None and fields:
             width = len(fields)
         bad = next((l for l in record if l.error), None)
-        yield CsvRecord(first.number, record[-1].number, fields, bad.error if bad else None,
-                        bad.number if bad else first.number)
+        yield CsvRecord(
+            first.number, record[-1].number, fields, bad.error if bad else None, bad.number if bad else first.number
+        )
 
 
 def read_user_text(path: Path, what: str) -> str:

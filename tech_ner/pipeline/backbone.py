@@ -5,6 +5,7 @@ fails when a pipeline is loaded (the weights are then read from the pipeline
 itself); `check_backbone` runs before training and stops with one line when a
 name cannot be had offline.
 """
+
 import importlib
 import os
 from pathlib import Path
@@ -57,7 +58,9 @@ def resolve_backbone(name: str, *, strict: bool = True) -> str:
         local = Path(name).expanduser()
         if local.is_dir():
             if not (local / "config.json").is_file():
-                raise BackboneError(f"backbone folder {local} has no config.json: point --vars.backbone at a Hugging Face model folder")
+                raise BackboneError(
+                    f"backbone folder {local} has no config.json: point --vars.backbone at a Hugging Face model folder"
+                )
             return str(local.resolve())
         path = _embedded_path(name)
         if path is not None:

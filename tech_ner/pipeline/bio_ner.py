@@ -20,6 +20,7 @@ predicted entities overlapping them are left out.
 This file imports only its sibling runtime files (relatively): the package step ships the runtime
 subpackage `tech_ner.pipeline` whole inside the pipeline package (tech_ner/packaging/runtime.py).
 """
+
 from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -30,8 +31,17 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.util import registry
 from spacy.vocab import Vocab
-from thinc.api import (Config, Dropout, Model, Softmax_v2, chain, concatenate, glorot_uniform_init, set_dropout_rate,
-                       with_array)
+from thinc.api import (
+    Config,
+    Dropout,
+    Model,
+    Softmax_v2,
+    chain,
+    concatenate,
+    glorot_uniform_init,
+    set_dropout_rate,
+    with_array,
+)
 from thinc.types import Floats2d
 
 from .factories import register_factory_once
@@ -103,8 +113,10 @@ def build_with_token_features(
     RETURNS (Model[List[Doc], List[Floats2d]]): tok2vec's vectors with `width` more columns.
     """
     if len(attrs) != len(rows) or not attrs:
-        raise ValueError(f"[bio_ner] {FEATURES_ARCHITECTURE}: give one row count per attribute "
-                         f"(attrs {list(attrs)}, rows {list(rows)})")
+        raise ValueError(
+            f"[bio_ner] {FEATURES_ARCHITECTURE}: give one row count per attribute "
+            f"(attrs {list(attrs)}, rows {list(rows)})"
+        )
     make_embed = registry.architectures.get("spacy.MultiHashEmbed.v2")
     features = make_embed(width=width, attrs=list(attrs), rows=list(rows), include_static_vectors=False)
     model: Model = concatenate(tok2vec, features)
@@ -148,8 +160,12 @@ class BioNER(TrainablePipe):
             raise ValueError(f"[bio_ner] learn_rate_scale {learn_rate_scale!r}: expected a number above 0")
         if not numpy.isfinite(outside_bias):
             raise ValueError(f"[bio_ner] outside_bias {outside_bias!r}: expected a finite number")
-        self.cfg: Dict = {"labels": [], "decoding": decoding, "normalize": normalize,
-                          "outside_bias": float(outside_bias)}
+        self.cfg: Dict = {
+            "labels": [],
+            "decoding": decoding,
+            "normalize": normalize,
+            "outside_bias": float(outside_bias),
+        }
         self.learn_rate_scale = float(learn_rate_scale)
         self.scorer = scorer
         self._decode_cache: Optional[Tuple] = None
@@ -211,9 +227,8 @@ class BioNER(TrainablePipe):
             preset = list(doc.ents)
             taken = numpy.zeros(len(doc), dtype=bool)
             for ent in preset:
-                taken[ent.start:ent.end] = True
-            spans = [Span(doc, s, e, label=label) for s, e, label in tags_to_spans(ids, labels)
-                     if not taken[s:e].any()]
+                taken[ent.start : ent.end] = True
+            spans = [Span(doc, s, e, label=label) for s, e, label in tags_to_spans(ids, labels) if not taken[s:e].any()]
             doc.set_ents(preset + spans, default="outside")
 
     def get_loss(self, examples: Iterable[Example], scores: List[Floats2d]) -> Tuple[float, List[Floats2d]]:
@@ -242,8 +257,9 @@ class BioNER(TrainablePipe):
             raise ValueError(f"[bio_ner] the loss of {self.name!r} is NaN: lower the learning rate or clip gradients")
         return loss, d_scores
 
-    def update(self, examples: Iterable[Example], *, drop: float = 0.0, sgd=None,
-               losses: Optional[Dict[str, float]] = None) -> Dict[str, float]:
+    def update(
+        self, examples: Iterable[Example], *, drop: float = 0.0, sgd=None, losses: Optional[Dict[str, float]] = None
+    ) -> Dict[str, float]:
         """Learn from a batch of examples; RETURNS the losses, `losses[name]` increased by this batch's."""
         if losses is None:
             losses = {}
@@ -267,8 +283,13 @@ class BioNER(TrainablePipe):
         scaled: Any = sgd if self.learn_rate_scale == 1.0 else _ScaledOptimizer(sgd, self.learn_rate_scale)
         self.model.finish_update(scaled)
 
-    def initialize(self, get_examples: Callable[[], Iterable[Example]], *, nlp: Optional[Language] = None,
-                   labels: Optional[Sequence[str]] = None) -> None:
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[Sequence[str]] = None,
+    ) -> None:
         """Take the labels (given, or every entity label in the training examples) and size the model."""
         validate_get_examples(get_examples, "BioNER.initialize")
         if labels is None:
@@ -280,8 +301,10 @@ class BioNER(TrainablePipe):
         for label in labels:
             self.add_label(label)
         if not self.labels:
-            raise ValueError(f"[bio_ner] {self.name!r}: the training examples have no entities, so there are no "
-                             f"labels to learn: check the corpus (or give labels in [initialize.components])")
+            raise ValueError(
+                f"[bio_ner] {self.name!r}: the training examples have no entities, so there are no "
+                f"labels to learn: check the corpus (or give labels in [initialize.components])"
+            )
         doc_sample = [eg.predicted for eg in islice(get_examples(), 10)]
         n_tags = len(self.tags)
         label_sample = [self.model.ops.alloc2f(len(doc), n_tags) for doc in doc_sample]
@@ -302,11 +325,27 @@ class _ScaledOptimizer:
         return getattr(self.sgd, name)
 
 
-def make_bio_ner(nlp: Language, name: str, model: Model, decoding: str, normalize: bool, learn_rate_scale: float,
-                 outside_bias: float, scorer: Optional[Callable]) -> BioNER:
+def make_bio_ner(
+    nlp: Language,
+    name: str,
+    model: Model,
+    decoding: str,
+    normalize: bool,
+    learn_rate_scale: float,
+    outside_bias: float,
+    scorer: Optional[Callable],
+) -> BioNER:
     """Create the `bio_ner` component (`nlp.add_pipe("bio_ner", name="ner")`); see `BioNER`."""
-    return BioNER(nlp.vocab, model, name, decoding=decoding, normalize=normalize, learn_rate_scale=learn_rate_scale,
-                  outside_bias=outside_bias, scorer=scorer)
+    return BioNER(
+        nlp.vocab,
+        model,
+        name,
+        decoding=decoding,
+        normalize=normalize,
+        learn_rate_scale=learn_rate_scale,
+        outside_bias=outside_bias,
+        scorer=scorer,
+    )
 
 
 register_factory_once(

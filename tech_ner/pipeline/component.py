@@ -18,6 +18,7 @@ instead of overwriting the first pipeline's attribute.
 This file imports only its sibling runtime files (relatively): the package step ships the runtime
 subpackage `tech_ner.pipeline` whole inside the pipeline package (tech_ner/packaging/runtime.py).
 """
+
 from dataclasses import dataclass, field
 from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
 
@@ -172,7 +173,7 @@ def _is_registered(cls: Any, name: str, getter: "_Getter") -> bool:
         f"[tech_terms] {cls.__name__}._.{name} is already registered with a different definition "
         f"(getter={existing!r}, default={default!r}, method={method!r}, setter={setter!r}); "
         f"this component needs getter={getter!r}. Extensions are global, so choose other "
-        f"names with the `attrs` setting, e.g. attrs=[\"my_terms\", \"my_is_tech\", \"my_is_tech\"]."
+        f'names with the `attrs` setting, e.g. attrs=["my_terms", "my_is_tech", "my_is_tech"].'
     )
 
 
@@ -187,9 +188,7 @@ def _register_all(extensions: List[Tuple[Any, str, "_Getter"]]) -> None:
 def _check_attrs(attrs: Any) -> Tuple[str, str, str]:
     attrs = tuple(attrs) if isinstance(attrs, (list, tuple)) else attrs
     if not (
-        isinstance(attrs, tuple)
-        and len(attrs) == 3
-        and all(isinstance(a, str) and a.isidentifier() for a in attrs)
+        isinstance(attrs, tuple) and len(attrs) == 3 and all(isinstance(a, str) and a.isidentifier() for a in attrs)
     ):
         raise ValueError(
             "[tech_terms] attrs must be three attribute names (identifiers) for "
@@ -202,7 +201,9 @@ def _check_labels(labels: Any) -> Optional[FrozenSet[str]]:
     if labels is None:
         return None
     if isinstance(labels, str):
-        raise ValueError(f"[tech_terms] labels must be a list of labels, not a string: got {labels!r}; use [{labels!r}]")
+        raise ValueError(
+            f"[tech_terms] labels must be a list of labels, not a string: got {labels!r}; use [{labels!r}]"
+        )
     labels = list(labels)
     bad = [lab for lab in labels if not isinstance(lab, str) or not lab.strip()]
     if bad:
@@ -242,11 +243,13 @@ class TechTerms:
         self.attrs = _check_attrs(attrs)
         self.min_count = min_count
         doc_attr, span_attr, token_attr = self.attrs
-        _register_all([
-            (Doc, doc_attr, DocTermsGetter(self.wanted, min_count)),
-            (Span, span_attr, SpanIsTechGetter(self.wanted)),
-            (Token, token_attr, TokenIsTechGetter(self.wanted)),
-        ])
+        _register_all(
+            [
+                (Doc, doc_attr, DocTermsGetter(self.wanted, min_count)),
+                (Span, span_attr, SpanIsTechGetter(self.wanted)),
+                (Token, token_attr, TokenIsTechGetter(self.wanted)),
+            ]
+        )
 
     @property
     def labels(self) -> Tuple[str, ...]:

@@ -9,6 +9,7 @@ first; the two are interchangeable.
 
 This file imports nothing from its package; the runtime files import it relatively.
 """
+
 import os
 import sys
 from typing import Any, Callable

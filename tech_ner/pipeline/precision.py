@@ -36,6 +36,7 @@ children inherit the parent's transformer as changed, spawned ones unpickle it
 This file imports only its sibling runtime files (relatively): the package step ships the runtime
 subpackage `tech_ner.pipeline` whole inside the pipeline package (tech_ner/packaging/runtime.py).
 """
+
 import logging
 import os
 import warnings
@@ -55,8 +56,10 @@ COMPONENT_PRECISIONS: Tuple[str, ...] = PRECISIONS + (BEST,)
 ENV_VAR = "TECH_NER_PRECISION"
 FACTORY_NAME = "cpu_precision"
 FACTORY_VERSION = "tech_ner.cpu_precision.v1"
-NO_NATIVE_BF16 = ("this CPU has no native bfloat16 (no avx512_bf16 or amx_bf16 flag), where bf16 autocast runs "
-                  "several times slower than fp32")
+NO_NATIVE_BF16 = (
+    "this CPU has no native bfloat16 (no avx512_bf16 or amx_bf16 flag), where bf16 autocast runs "
+    "several times slower than fp32"
+)
 NO_INT8_ENGINE = "torch has no quantised CPU engine here"
 
 logger = logging.getLogger("tech_ner.pipeline.precision")
@@ -134,8 +137,10 @@ def acceptable_precisions(record: Any) -> List[str]:
     if "acceptable" in record:
         acceptable = record["acceptable"]
         if not isinstance(acceptable, list) or not all(p in APPLICABLE for p in acceptable):
-            raise ValueError(f"[cpu_precision] meta.json cpu_precision.acceptable must be a list of "
-                             f"{', '.join(APPLICABLE)}, fastest first; got {acceptable!r}: package the pipeline again")
+            raise ValueError(
+                f"[cpu_precision] meta.json cpu_precision.acceptable must be a list of "
+                f"{', '.join(APPLICABLE)}, fastest first; got {acceptable!r}: package the pipeline again"
+            )
     else:
         acceptable = [record["chosen"]] if record.get("chosen") in APPLICABLE else []
     return [p for p in acceptable if p != "fp32"] + ["fp32"]
@@ -151,8 +156,10 @@ def best_here(acceptable: List[str]) -> Tuple[str, str]:
     for precision in acceptable:
         why_not = unfit_here(precision)
         if why_not is None:
-            reason = ("the fastest that runs well on this CPU of those measured acceptable at packaging "
-                      f"({', '.join(acceptable)})")
+            reason = (
+                "the fastest that runs well on this CPU of those measured acceptable at packaging "
+                f"({', '.join(acceptable)})"
+            )
             return precision, reason + "".join(f"; not {p}: {w}" for p, w in passed_over)
         passed_over.append((precision, why_not))
     return "fp32", "fp32 ends every list"  # not reached: fp32 always runs
@@ -178,7 +185,9 @@ def find_transformers(nlp: Language, name: Optional[str] = None) -> List[Tuple[s
             raise ValueError(f"[cpu_precision] no component {name!r} in the pipeline {nlp.pipe_names}")
         pipe = nlp.get_pipe(name)
         if not isinstance(pipe, Transformer):
-            raise ValueError(f"[cpu_precision] component {name!r} is a {type(pipe).__name__}, not a spacy-transformers Transformer")
+            raise ValueError(
+                f"[cpu_precision] component {name!r} is a {type(pipe).__name__}, not a spacy-transformers Transformer"
+            )
         return [(name, pipe)]
     return [(n, p) for n, p in nlp.pipeline if isinstance(p, Transformer)]
 
@@ -202,8 +211,11 @@ def apply_precision(nlp: Language, precision: str = "auto", *, transformer: Opti
     """
     applied = resolve_precision(precision, device=transformer_device(nlp))
     if applied == "bf16" and unfit_here("bf16"):
-        warn_once("bf16", f"[cpu_precision] bf16 as asked, but {NO_NATIVE_BF16}: set {ENV_VAR}=fp32 (or int8) or "
-                          "leave the pipeline's own setting")
+        warn_once(
+            "bf16",
+            f"[cpu_precision] bf16 as asked, but {NO_NATIVE_BF16}: set {ENV_VAR}=fp32 (or int8) or "
+            "leave the pipeline's own setting",
+        )
     pipes = find_transformers(nlp, transformer)
     if not pipes and applied != "fp32":
         raise ValueError(f"[cpu_precision] no spacy-transformers component in the pipeline {nlp.pipe_names}")
@@ -226,8 +238,14 @@ class CpuPrecision:
     its `from_disk` runs once the transformer's weights are in.
     """
 
-    def __init__(self, nlp: Language, name: str = FACTORY_NAME, *, precision: str = "auto",
-                 transformer: Optional[str] = "transformer"):
+    def __init__(
+        self,
+        nlp: Language,
+        name: str = FACTORY_NAME,
+        *,
+        precision: str = "auto",
+        transformer: Optional[str] = "transformer",
+    ):
         """Check the settings.
 
         nlp (Language): The pipeline.
@@ -300,8 +318,9 @@ class CpuPrecision:
 def check_setting(precision: str, source: str) -> str:
     """RETURNS (str): `precision` if the component accepts it; raises a ValueError naming `source` otherwise."""
     if precision not in COMPONENT_PRECISIONS:
-        raise ValueError(f"[cpu_precision] {source}: precision must be one of {', '.join(COMPONENT_PRECISIONS)}; "
-                         f"got {precision!r}")
+        raise ValueError(
+            f"[cpu_precision] {source}: precision must be one of {', '.join(COMPONENT_PRECISIONS)}; got {precision!r}"
+        )
     return precision
 
 

@@ -1,5 +1,6 @@
 """A transformer made to run in bf16 or int8 on CPU, in place: what `precision.apply_precision` does to each
 spacy-transformers component (and marks on its thinc model, `ATTR`)."""
+
 import warnings
 from typing import Any
 
@@ -67,7 +68,9 @@ def apply_to(pipe: Any, precision: str) -> str:
     if done == precision:
         return precision
     if done != "fp32":
-        raise ValueError(f"[cpu_precision] the transformer already runs in {done}; load the pipeline again to use {precision}")
+        raise ValueError(
+            f"[cpu_precision] the transformer already runs in {done}; load the pipeline again to use {precision}"
+        )
     device = next(hf_model.parameters()).device.type
     if precision != "fp32" and device != "cpu":
         raise ValueError(f"[cpu_precision] {precision} is a CPU path, but the transformer is on {device}")

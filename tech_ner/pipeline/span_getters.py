@@ -10,6 +10,7 @@ finds them itself (after `.`, `!`, `?`) without setting them on the doc. A
 sentencizer in the pipeline would also constrain the NER (no entity across a
 sentence start), which breaks training on entities that contain a `.` token.
 """
+
 from functools import partial
 from typing import Callable, Iterable, List
 
@@ -45,7 +46,7 @@ def _sentence_bounds(doc: Doc) -> List[tuple]:
 def _windows(doc: Doc, start: int, end: int, window: int, stride: int) -> List[Span]:
     spans = []
     while True:
-        spans.append(doc[start:min(start + window, end)])
+        spans.append(doc[start : min(start + window, end)])
         if start + window >= end:
             return spans
         start += stride

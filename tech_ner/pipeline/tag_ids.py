@@ -4,6 +4,7 @@ BILUO tags as indices.
 
 This file imports only its sibling runtime files (relatively), like every file of the runtime.
 """
+
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy

@@ -12,6 +12,7 @@ case (`b-tech` is `B-tech`). Decoding is the same for IOB1 and IOB2:
   entity. An E- or I- with no open entity of its label begins one (repair); an
   entity left open by the next tag is closed there (repair).
 """
+
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -44,14 +45,12 @@ def parse_tag(tag: str) -> Tuple[str, str]:
     else:
         if len(tag) < 3 or tag[1] != "-":
             raise TagError(
-                f"tag {tag!r} is not O and has no B-/I-/E-/S-/L-/U- prefix "
-                "(expected tags like O, B-TECH, I-TECH)"
+                f"tag {tag!r} is not O and has no B-/I-/E-/S-/L-/U- prefix (expected tags like O, B-TECH, I-TECH)"
             )
         role = _ROLES.get(tag[0].upper())
         if role is None:
             raise TagError(
-                f"tag {tag!r} has the unknown prefix {tag[:2]!r} "
-                "(known prefixes: B-, I-, E-, S-, L-, U-, in any case)"
+                f"tag {tag!r} has the unknown prefix {tag[:2]!r} (known prefixes: B-, I-, E-, S-, L-, U-, in any case)"
             )
         label = tag[2:]
         if not label.strip() or label != label.strip():
@@ -129,9 +128,17 @@ def unclosed_bioes(parsed: Sequence[Tuple[str, str]], spans: Sequence[Span], tag
         last_role = parsed[end - 1][0]
         first_role = parsed[start][0]
         if end - start == 1 and first_role == "B":
-            issues.append(Irregularity(start, "bioes_unclosed", f"{tags[start]!r} is a one-token entity not tagged S-; read as one token"))
+            issues.append(
+                Irregularity(
+                    start, "bioes_unclosed", f"{tags[start]!r} is a one-token entity not tagged S-; read as one token"
+                )
+            )
         elif end - start > 1 and last_role != "E":
-            issues.append(Irregularity(end - 1, "bioes_unclosed", f"entity ending at {tags[end - 1]!r} has no E- tag; it ends there"))
+            issues.append(
+                Irregularity(
+                    end - 1, "bioes_unclosed", f"entity ending at {tags[end - 1]!r} has no E- tag; it ends there"
+                )
+            )
     return issues
 
 

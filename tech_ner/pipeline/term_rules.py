@@ -14,6 +14,7 @@ is left alone. Each rule can be switched off in the config.
 
 Part of the runtime (`tech_ner.pipeline`): it imports only its sibling modules.
 """
+
 import re
 from typing import Iterable, List, Optional, Sequence
 
@@ -31,15 +32,19 @@ _NUMBER = re.compile(r"v?\d+([.,]\d+)*([-+._]?(rc|alpha|beta|a|b|dev|post)\d*)?"
 _HASH = re.compile(r"(?=[0-9a-f]*[0-9])(?=[0-9a-f]*[a-f])[0-9a-f]{7,40}")
 # a path (has a slash) or a lowercase file name with an extension of code, config or text (not "Node.js": .js
 # names frameworks, and a capital marks a name)
-_PATH = re.compile(r"\S*/\S*|[a-z0-9_][a-z0-9_\-]*\.(py|pyi|ipynb|json|ya?ml|toml|cfg|ini|env|md|rst|txt|lock|log|sh"
-                   r"|rs|go|java|kt|rb|php|html?|css|scss|tsx?|jsx|c|h|cc|cpp|hpp|cs|swift|sql|xml|csv|conf)")
+_PATH = re.compile(
+    r"\S*/\S*|[a-z0-9_][a-z0-9_\-]*\.(py|pyi|ipynb|json|ya?ml|toml|cfg|ini|env|md|rst|txt|lock|log|sh"
+    r"|rs|go|java|kt|rb|php|html?|css|scss|tsx?|jsx|c|h|cc|cpp|hpp|cs|swift|sql|xml|csv|conf)"
+)
 _FLAG = re.compile(r"-{1,2}[A-Za-z][\w-]*|-+")
 _TRAILING_PUNCT = re.compile(r"[^\w+#)\]]+")
 
 
 def is_identifier(token_text: str) -> bool:
     """A number, version, hash or punctuation: never a term on its own."""
-    return bool(_NUMBER.fullmatch(token_text) or _HASH.fullmatch(token_text) or not any(c.isalnum() for c in token_text))
+    return bool(
+        _NUMBER.fullmatch(token_text) or _HASH.fullmatch(token_text) or not any(c.isalnum() for c in token_text)
+    )
 
 
 def is_path(span: Span) -> bool:
@@ -50,8 +55,9 @@ def is_path(span: Span) -> bool:
 def trimmed_end(span: Span) -> int:
     """The end of `span` without trailing flags, dangling hyphens or punctuation (at least one token kept)."""
     end = span.end
-    while end - 1 > span.start and (_FLAG.fullmatch(span.doc[end - 1].text)
-                                    or _TRAILING_PUNCT.fullmatch(span.doc[end - 1].text)):
+    while end - 1 > span.start and (
+        _FLAG.fullmatch(span.doc[end - 1].text) or _TRAILING_PUNCT.fullmatch(span.doc[end - 1].text)
+    ):
         end -= 1
     return end
 

@@ -8,6 +8,7 @@ ships it, so training and inference see the same tokens. (`C++`, `.NET`,
 `Node.js` are already whole.) A number and its unit are two tokens, written
 together or apart ("3nm" and "3 nm" both give `3` `nm`): spaCy's rule, kept.
 """
+
 import re
 from typing import Callable, Iterable
 
@@ -20,11 +21,37 @@ from spacy.tokens import Doc
 from spacy.util import registry
 
 TECH_SPECIAL_CASES = (
-    "C#", "F#", "J#", "c#", "f#",
-    "x86-64", "x86_64", "X86-64", "amd64", "AMD64",
-    "C++", "c++", "C++11", "C++14", "C++17", "C++20", "C++23",
-    ".NET", ".net", "ASP.NET", "VB.NET", "ADO.NET",
-    "Node.js", "node.js", "Vue.js", "Next.js", "Nuxt.js", "Express.js", "Three.js", "D3.js", "Chart.js",
+    "C#",
+    "F#",
+    "J#",
+    "c#",
+    "f#",
+    "x86-64",
+    "x86_64",
+    "X86-64",
+    "amd64",
+    "AMD64",
+    "C++",
+    "c++",
+    "C++11",
+    "C++14",
+    "C++17",
+    "C++20",
+    "C++23",
+    ".NET",
+    ".net",
+    "ASP.NET",
+    "VB.NET",
+    "ADO.NET",
+    "Node.js",
+    "node.js",
+    "Vue.js",
+    "Next.js",
+    "Nuxt.js",
+    "Express.js",
+    "Three.js",
+    "D3.js",
+    "Chart.js",
 )
 
 

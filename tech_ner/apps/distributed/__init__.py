@@ -15,12 +15,38 @@ Two ways in:
 
 Ray is imported only when used: the package works without the `distributed` extra.
 """
+
 from .blocks import DEFAULT_BLOCK_RECORDS, KINDS, SHARD_PREFIX, InputFile, plan_blocks, read_block, resolve_files
 from .run import FORMATS, DistributedStats, extract_distributed, read_output
-from .workers import EXTRA_HINT, ShardWriter, TermExtractor, batch_records, require_ray, row_schema, rows_table, write_shard
+from .workers import (
+    EXTRA_HINT,
+    ShardWriter,
+    TermExtractor,
+    batch_records,
+    require_ray,
+    row_schema,
+    rows_table,
+    write_shard,
+)
 
 __all__ = [
-    "DEFAULT_BLOCK_RECORDS", "EXTRA_HINT", "FORMATS", "KINDS", "SHARD_PREFIX", "DistributedStats", "InputFile",
-    "ShardWriter", "TermExtractor", "batch_records", "extract_distributed", "plan_blocks", "read_block", "read_output",
-    "require_ray", "resolve_files", "row_schema", "rows_table", "write_shard",
+    "DEFAULT_BLOCK_RECORDS",
+    "EXTRA_HINT",
+    "FORMATS",
+    "KINDS",
+    "SHARD_PREFIX",
+    "DistributedStats",
+    "InputFile",
+    "ShardWriter",
+    "TermExtractor",
+    "batch_records",
+    "extract_distributed",
+    "plan_blocks",
+    "read_block",
+    "read_output",
+    "require_ray",
+    "resolve_files",
+    "row_schema",
+    "rows_table",
+    "write_shard",
 ]

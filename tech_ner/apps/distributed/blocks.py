@@ -7,6 +7,7 @@ Planning reads each JSONL and CSV file once on the driver (the real reader finds
 scan where those lines start). A UTF-8 file is cut at record starts; a UTF-16/32 file is one block. Parquet files
 are cut by rows (id: the id column, else the row's number); .txt files are one document each.
 """
+
 import fnmatch
 import hashlib
 import itertools
@@ -42,7 +43,9 @@ def filesystem_of(location: str):
         try:
             filesystem, path = fs.FileSystem.from_uri(location)
         except Exception as e:  # pyarrow raises ArrowInvalid / OSError for an unknown scheme or missing credentials
-            raise InputError(location, None, f"cannot open this location: {printable(str(e).splitlines()[0])}") from None
+            raise InputError(
+                location, None, f"cannot open this location: {printable(str(e).splitlines()[0])}"
+            ) from None
         return filesystem, path, location.split("://", 1)[0] + "://"
     return fs.LocalFileSystem(), os.path.abspath(location), None
 
@@ -72,8 +75,11 @@ def resolve_files(inputs: Sequence[str], *, text_field: str = "text") -> List[In
     for raw in inputs:
         raw = str(raw)
         if raw == "-":
-            raise InputError(None, None, "--engine ray reads files, folders or globs, not stdin (-): save the input "
-                                         "to a .jsonl file first")
+            raise InputError(
+                None,
+                None,
+                "--engine ray reads files, folders or globs, not stdin (-): save the input to a .jsonl file first",
+            )
         base, rest = glob_base(raw)
         pattern = rest or None
         filesystem, base_path, scheme = filesystem_of(base)
@@ -103,8 +109,12 @@ def resolve_files(inputs: Sequence[str], *, text_field: str = "text") -> List[In
         for path, name, doc_id, size in found:
             kind = KINDS.get(Path(path).suffix.lower())
             if kind is None:
-                raise InputError(raw, None, f"unknown input type {Path(path).suffix or '(no suffix)'!r}: expected "
-                                            ".jsonl, .csv, .parquet or .txt files, folders or globs of them")
+                raise InputError(
+                    raw,
+                    None,
+                    f"unknown input type {Path(path).suffix or '(no suffix)'!r}: expected "
+                    ".jsonl, .csv, .parquet or .txt files, folders or globs of them",
+                )
             if scheme is None and kind != "parquet":
                 resolve_inputs([name], text_field=text_field)  # the single-host checks, with their messages
             location = base if scheme else path
@@ -118,11 +128,11 @@ def glob_base(raw: str) -> Tuple[str, str]:
     pattern = _GLOB_CHARS.search(raw)
     if pattern is None or "://" not in raw and os.path.exists(raw):
         return raw, ""
-    head = raw[:pattern.start()]
+    head = raw[: pattern.start()]
     if "/" not in head:
         return ".", raw
     folder = head.rsplit("/", 1)[0]
-    return folder or "/", raw[len(folder) + 1:]
+    return folder or "/", raw[len(folder) + 1 :]
 
 
 def open_input(location: str, path: str, offset: int = 0):
@@ -162,7 +172,9 @@ def _cut_lines(file: InputFile, block_records: int, text_field: str) -> Tuple[Li
             records = csv_records(watched(lines))
             header, _ = csv_header(file.name, records)
             if text_field not in header:
-                raise InputError(file.name, None, f"no {text_field!r} column in the header: name the text column with --text-field")
+                raise InputError(
+                    file.name, None, f"no {text_field!r} column in the header: name the text column with --text-field"
+                )
             starts_of = (r.line for r in records if r.fields or r.error is not None)
         n = 0
         for n, line in enumerate(starts_of, 1):
@@ -206,13 +218,22 @@ def _parquet_rows(file: InputFile, text_field: str) -> int:
         except Exception as e:  # pyarrow's ArrowInvalid: not a Parquet file
             raise InputError(file.name, None, f"cannot read as Parquet: {printable(str(e).splitlines()[0])}") from None
         if text_field not in pf.schema_arrow.names:
-            raise InputError(file.name, None, f"no {text_field!r} column (columns: {printable(', '.join(pf.schema_arrow.names), 80)}): "
-                                              "name the text column with --text-field")
+            raise InputError(
+                file.name,
+                None,
+                f"no {text_field!r} column (columns: {printable(', '.join(pf.schema_arrow.names), 80)}): "
+                "name the text column with --text-field",
+            )
         return pf.metadata.num_rows
 
 
-def plan_blocks(files: Sequence[InputFile], *, block_records: int = DEFAULT_BLOCK_RECORDS, text_field: str = "text",
-                id_field: str = "id") -> List[Dict[str, Any]]:
+def plan_blocks(
+    files: Sequence[InputFile],
+    *,
+    block_records: int = DEFAULT_BLOCK_RECORDS,
+    text_field: str = "text",
+    id_field: str = "id",
+) -> List[Dict[str, Any]]:
     """Cut the input into blocks of about `block_records` records, each the spec of one shard (a JSON-able dict)."""
     if block_records < 1:
         raise InputError(None, None, f"--block-records must be >= 1, got {block_records}")
@@ -224,14 +245,23 @@ def plan_blocks(files: Sequence[InputFile], *, block_records: int = DEFAULT_BLOC
         key = json.dumps([file.path, file.name, file.size, text_field, id_field, where_key], sort_keys=True)
         digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:10]
         shard = f"{SHARD_PREFIX}{file_no:05d}-{len(blocks):06d}-{digest}"
-        blocks.append({"shard": shard, "kind": file.kind, "location": file.location, "path": file.path,
-                       "name": file.name, "records": records, **where})
+        blocks.append(
+            {
+                "shard": shard,
+                "kind": file.kind,
+                "location": file.location,
+                "path": file.path,
+                "name": file.name,
+                "records": records,
+                **where,
+            }
+        )
 
     i = 0
     while i < len(files):
         file = files[i]
         if file.kind == "txt":  # consecutive .txt files (one document each) go together, block_records to a block
-            part = list(itertools.takewhile(lambda f: f.kind == "txt", files[i:i + block_records]))
+            part = list(itertools.takewhile(lambda f: f.kind == "txt", files[i : i + block_records]))
             add(i, file, len(part), docs=[[f.location, f.path, f.name, f.doc_id] for f in part])
             i += len(part)
             continue
@@ -247,8 +277,16 @@ def plan_blocks(files: Sequence[InputFile], *, block_records: int = DEFAULT_BLOC
             stop = starts[k + 1] if k + 1 < len(starts) else None
             records = (stop[1] if stop else n) - before
             if records or n == 0 and k == 0:
-                add(i - 1, file, records, start_byte=offset, first_line=line, stop_line=stop[0] if stop else None,
-                    rows_before=before, header=header)
+                add(
+                    i - 1,
+                    file,
+                    records,
+                    start_byte=offset,
+                    first_line=line,
+                    stop_line=stop[0] if stop else None,
+                    rows_before=before,
+                    header=header,
+                )
     return blocks
 
 
@@ -286,8 +324,15 @@ def read_block(spec: Dict[str, Any], text_field: str = "text", id_field: str = "
             csv_header(name, records)
         if stop is not None:
             records = itertools.takewhile(lambda r: r.line < stop, records)
-        yield from csv_rows(records, spec["header"], name, index, text_field=text_field, id_field=id_field,
-                            row_number=spec["rows_before"])
+        yield from csv_rows(
+            records,
+            spec["header"],
+            name,
+            index,
+            text_field=text_field,
+            id_field=id_field,
+            row_number=spec["rows_before"],
+        )
 
 
 def _parquet_records(spec: Dict[str, Any], index: Iterator[int], text_field: str, id_field: str) -> Iterator[Record]:
@@ -309,12 +354,17 @@ def _parquet_records(spec: Dict[str, Any], index: Iterator[int], text_field: str
     ids = table.column(id_field).to_pylist() if id_field in columns else [None] * len(texts)
     for row, (text, raw_id) in enumerate(zip(texts, ids), start + 1):
         i = next(index)
-        doc_id = raw_id if isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool) and text_problem(str(raw_id)) is None else row
+        doc_id = (
+            raw_id
+            if isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool) and text_problem(str(raw_id)) is None
+            else row
+        )
         if not isinstance(text, str):
             what = "null" if text is None else f"{type(text).__name__}, not a string"
             yield Record(i, doc_id, error=format_problem(spec["name"], row, f"column {text_field!r} is {what}"))
         elif text_problem(text) is not None:
-            yield Record(i, doc_id, error=format_problem(spec["name"], row, f"column {text_field!r} holds {text_problem(text)}"))
+            yield Record(
+                i, doc_id, error=format_problem(spec["name"], row, f"column {text_field!r} holds {text_problem(text)}")
+            )
         else:
             yield Record(i, doc_id, text)
-

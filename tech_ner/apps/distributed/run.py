@@ -3,6 +3,7 @@ per worker over the blocks still to do, and record the plan in the folder's mani
 named from the block (`shard-FFFFF-BBBBBB-DIGEST.parquet`): a retried task (Ray restarts a killed actor and retries
 its task) rewrites the same name, `resume=True` writes only the missing shards, and the shards in name order are the
 single-host output in input order."""
+
 import json
 import os
 import re
@@ -16,7 +17,16 @@ from ...files.atomic import OUTPUT_MANIFEST, write_text_atomic
 from ...files.problems import InputError, same_file
 from ..extract import DEFAULT_MAX_PIECE_CHARS, ExtractStats
 from ..rows import Row
-from .blocks import DEFAULT_BLOCK_RECORDS, SHARD_PREFIX, InputFile, filesystem_of, glob_base, is_remote, plan_blocks, resolve_files
+from .blocks import (
+    DEFAULT_BLOCK_RECORDS,
+    SHARD_PREFIX,
+    InputFile,
+    filesystem_of,
+    glob_base,
+    is_remote,
+    plan_blocks,
+    resolve_files,
+)
 from .workers import ShardWriter, require_ray
 
 FORMATS = ("parquet", "jsonl")
@@ -79,11 +89,19 @@ def _check_output_folder(output: str, shards: List[str], fmt: str, resume: bool)
     foreign = [n for n in names if n not in own and not _is_own_temp(n, [n2.rsplit(".", 1)[0] for n2 in own])]
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-        raise InputError(output, None, f"holds files this tool did not write ({shown}); give a new or empty folder "
-                                       "for the shards (nothing was written)")
+        raise InputError(
+            output,
+            None,
+            f"holds files this tool did not write ({shown}); give a new or empty folder "
+            "for the shards (nothing was written)",
+        )
     if resume and names and own - {OUTPUT_MANIFEST} != planned:
-        raise InputError(output, None, "holds shards of another plan (the input, --format, --block-records or a field "
-                                       "changed): run without --resume to start over")
+        raise InputError(
+            output,
+            None,
+            "holds shards of another plan (the input, --format, --block-records or a field "
+            "changed): run without --resume to start over",
+        )
     done = [s for s in shards if f"{s}.{fmt}" in names] if resume else []
     return done, [n for n in names if n in own - planned - {OUTPUT_MANIFEST}]
 
@@ -111,7 +129,6 @@ def read_output(output: str) -> Iterator[Row]:
                 yield from (json.loads(line) for line in f.read().decode("utf-8").splitlines())
 
 
-
 def _check_output_outside(output: str, inputs: Sequence[str], files: Sequence[InputFile]) -> None:
     """Refuse a local output that is an input, or lies in a folder the input lists (the next run would read the shards)."""
     same_file(output, [f.path for f in files if "://" not in f.location])
@@ -120,7 +137,6 @@ def _check_output_outside(output: str, inputs: Sequence[str], files: Sequence[In
         listed = Path(glob_base(str(raw))[0])
         if "://" not in str(raw) and listed.is_dir() and (out == listed.resolve() or listed.resolve() in out.parents):
             raise InputError(output, None, f"is inside the input folder {listed}: choose an output folder outside it")
-
 
 
 # ---------------------------------------------------------------------------- the run
@@ -169,18 +185,36 @@ def _check_resources(ray, workers: int, cpus: float, gpus: float) -> None:
     need = {"CPU": workers * cpus, "GPU": workers * gpus}
     for what, amount in need.items():
         if amount and total.get(what, 0) < amount:
-            raise InputError(None, None, f"{workers} workers x {amount / workers:g} {what}s need {amount:g} {what}s; "
-                                         f"the cluster has {total.get(what, 0):g}: lower --workers or the per-worker "
-                                         f"{what.lower()}s")
+            raise InputError(
+                None,
+                None,
+                f"{workers} workers x {amount / workers:g} {what}s need {amount:g} {what}s; "
+                f"the cluster has {total.get(what, 0):g}: lower --workers or the per-worker "
+                f"{what.lower()}s",
+            )
 
 
-def extract_distributed(model: str, inputs: Sequence[str], output: str, *, fmt: str = "parquet",
-                        address: Optional[str] = None, workers: int = 1, cpus_per_worker: float = 1,
-                        gpus_per_worker: float = 0, resume: bool = False, text_field: str = "text", id_field: str = "id",
-                        precision: Optional[str] = None, batch_size: int = 64,
-                        block_records: int = DEFAULT_BLOCK_RECORDS, max_piece_chars: int = DEFAULT_MAX_PIECE_CHARS,
-                        max_length: Optional[int] = None, progress: bool = False,
-                        on_shard: Optional[Callable[[Dict[str, Any], int, int], None]] = None) -> DistributedStats:
+def extract_distributed(
+    model: str,
+    inputs: Sequence[str],
+    output: str,
+    *,
+    fmt: str = "parquet",
+    address: Optional[str] = None,
+    workers: int = 1,
+    cpus_per_worker: float = 1,
+    gpus_per_worker: float = 0,
+    resume: bool = False,
+    text_field: str = "text",
+    id_field: str = "id",
+    precision: Optional[str] = None,
+    batch_size: int = 64,
+    block_records: int = DEFAULT_BLOCK_RECORDS,
+    max_piece_chars: int = DEFAULT_MAX_PIECE_CHARS,
+    max_length: Optional[int] = None,
+    progress: bool = False,
+    on_shard: Optional[Callable[[Dict[str, Any], int, int], None]] = None,
+) -> DistributedStats:
     """Run the pipeline over the inputs on Ray: one shard per planned block in the folder `output`.
 
     Without `address` and without a running Ray in this process, a local Ray is started (and stopped after).
@@ -203,8 +237,12 @@ def extract_distributed(model: str, inputs: Sequence[str], output: str, *, fmt: 
         raise InputError(model, None, "cannot load the pipeline: no such folder")
     _start_output(output, shards, fmt, stale)
     todo = [b for b in blocks if b["shard"] not in done]
-    stats = DistributedStats(resumed=sum(b["records"] for b in blocks if b["shard"] in done), shards_resumed=len(done),
-                             records=sum(b["records"] for b in blocks), output=Path(output) if not is_remote(output) else None)
+    stats = DistributedStats(
+        resumed=sum(b["records"] for b in blocks if b["shard"] in done),
+        shards_resumed=len(done),
+        records=sum(b["records"] for b in blocks),
+        output=Path(output) if not is_remote(output) else None,
+    )
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
@@ -218,19 +256,31 @@ def extract_distributed(model: str, inputs: Sequence[str], output: str, *, fmt: 
         if todo:
             ds = ray.data.from_items([{"block": json.dumps(b)} for b in todo], override_num_blocks=len(todo))
             results = ds.map_batches(
-                ShardWriter, batch_size=1, num_cpus=cpus_per_worker, num_gpus=gpus_per_worker,
+                ShardWriter,
+                batch_size=1,
+                num_cpus=cpus_per_worker,
+                num_gpus=gpus_per_worker,
                 # a fixed pool (what concurrency=N means), one block at a time per actor: the blocks spread evenly
                 compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1),
-                fn_constructor_kwargs={"model": str(model), "output": str(output), "fmt": fmt, "precision": precision,
-                                       "text_field": text_field, "id_field": id_field, "batch_size": batch_size,
-                                       "max_piece_chars": max_piece_chars, "max_length": max_length})
+                fn_constructor_kwargs={
+                    "model": str(model),
+                    "output": str(output),
+                    "fmt": fmt,
+                    "precision": precision,
+                    "text_field": text_field,
+                    "id_field": id_field,
+                    "batch_size": batch_size,
+                    "max_piece_chars": max_piece_chars,
+                    "max_length": max_length,
+                },
+            )
             for summary in _user_errors(results.iter_rows()):
                 stats.shards += 1
                 stats.rows += summary["rows"]
                 stats.errors += summary["errors"]
                 stats.words += summary["words"]
                 if len(stats.error_examples) < 20:
-                    stats.error_examples += json.loads(summary["error_examples"])[:20 - len(stats.error_examples)]
+                    stats.error_examples += json.loads(summary["error_examples"])[: 20 - len(stats.error_examples)]
                 first = min(first, float(summary["started"]))
                 last = max(last, float(summary["finished"]))
                 pid = int(summary["pid"])
@@ -250,7 +300,5 @@ def extract_distributed(model: str, inputs: Sequence[str], output: str, *, fmt: 
     for name in _listing(output):
         if _is_own_temp(name, shards):  # left by a worker killed while writing; its task was retried
             filesystem.delete_file(f"{folder}/{name}")
-    _write_manifest(output, {"files": sorted(f"{s}.{fmt}" for s in shards), "complete": True,
-                             "records": stats.records})
+    _write_manifest(output, {"files": sorted(f"{s}.{fmt}" for s in shards), "complete": True, "records": stats.records})
     return stats
-

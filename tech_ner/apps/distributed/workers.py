@@ -1,6 +1,7 @@
 """The workers of `tech-ner extract --engine ray`: `TermExtractor`, Ray Data's batch-inference callable (the
 pipeline loaded once per actor), and `ShardWriter`, the CLI's actor that reads a planned block and writes its shard
 (a temporary name, then renamed: a shard is whole or absent). Ray and pyarrow are imported only when used."""
+
 import json
 import os
 import resource
@@ -28,7 +29,9 @@ def require_ray():
         import ray
         import ray.data  # noqa: F401
     except ImportError as e:
-        raise InputError(None, None, f"--engine ray needs Ray Data ({e.name or e} is not installed): {EXTRA_HINT}") from None
+        raise InputError(
+            None, None, f"--engine ray needs Ray Data ({e.name or e} is not installed): {EXTRA_HINT}"
+        ) from None
     return ray
 
 
@@ -40,8 +43,14 @@ def row_schema(id_type=None):
     import pyarrow as pa
 
     span = pa.struct([("start", pa.int64()), ("end", pa.int64()), ("label", pa.string()), ("text", pa.string())])
-    return pa.schema([("id", id_type or pa.string()), ("terms", pa.list_(pa.string())), ("spans", pa.list_(span)),
-                      ("error", pa.string())])
+    return pa.schema(
+        [
+            ("id", id_type or pa.string()),
+            ("terms", pa.list_(pa.string())),
+            ("spans", pa.list_(span)),
+            ("error", pa.string()),
+        ]
+    )
 
 
 def rows_table(rows: Sequence[Row], ids=None):
@@ -51,7 +60,9 @@ def rows_table(rows: Sequence[Row], ids=None):
     if ids is None:
         ids = pa.array([None if r["id"] is None else str(r["id"]) for r in rows], pa.string())
     schema = row_schema(ids.type)
-    columns = [ids] + [pa.array([r[name] for r in rows], schema.field(name).type) for name in ("terms", "spans", "error")]
+    columns = [ids] + [
+        pa.array([r[name] for r in rows], schema.field(name).type) for name in ("terms", "spans", "error")
+    ]
     return pa.Table.from_arrays(columns, schema=schema)
 
 
@@ -69,8 +80,10 @@ def batch_records(table, text_field: str = "text", id_field: str = "id") -> List
     """One Record per row of a batch: the text, or an error when it is missing, not a string, or not valid text."""
     if text_field not in table.column_names or id_field not in table.column_names:
         missing = text_field if text_field not in table.column_names else id_field
-        raise ValueError(f"no {missing!r} column in the batch (columns: {', '.join(table.column_names)}): "
-                         "name the columns with text_field= and id_field=")
+        raise ValueError(
+            f"no {missing!r} column in the batch (columns: {', '.join(table.column_names)}): "
+            "name the columns with text_field= and id_field="
+        )
     records = []
     for i, (doc_id, text) in enumerate(zip(table.column(id_field).to_pylist(), table.column(text_field).to_pylist())):
         if not isinstance(text, str):
@@ -98,9 +111,18 @@ class TermExtractor:
     threads (Optional[int]): Torch threads; None: the CPUs Ray assigned to this actor (1 outside Ray).
     """
 
-    def __init__(self, model: str, *, precision: Optional[str] = None, text_field: str = "text", id_field: str = "id",
-                 batch_size: int = 64, max_piece_chars: int = DEFAULT_MAX_PIECE_CHARS, max_length: Optional[int] = None,
-                 threads: Optional[int] = None):
+    def __init__(
+        self,
+        model: str,
+        *,
+        precision: Optional[str] = None,
+        text_field: str = "text",
+        id_field: str = "id",
+        batch_size: int = 64,
+        max_piece_chars: int = DEFAULT_MAX_PIECE_CHARS,
+        max_length: Optional[int] = None,
+        threads: Optional[int] = None,
+    ):
         import torch
 
         cpus, gpus = _assigned_resources()
@@ -111,8 +133,9 @@ class TermExtractor:
 
     def rows(self, records: Iterable[Record]) -> Iterator[Row]:
         """RETURNS (Iterator[Row]): One row per record, in order, exactly as `tech-ner extract` makes them."""
-        return extract_rows(self.nlp, records, batch_size=self.batch_size, n_process=1,
-                            max_piece_chars=self.max_piece_chars)
+        return extract_rows(
+            self.nlp, records, batch_size=self.batch_size, n_process=1, max_piece_chars=self.max_piece_chars
+        )
 
     def __call__(self, batch):
         """batch (pyarrow.Table, pandas.DataFrame or dict of arrays): Records. RETURNS (pyarrow.Table): Their rows."""
@@ -143,8 +166,21 @@ class ShardWriter(TermExtractor):
         self.output, self.fmt = output, fmt
 
     def __call__(self, batch) -> Dict[str, List[Any]]:
-        out: Dict[str, List[Any]] = {k: [] for k in ("shard", "rows", "errors", "error_examples", "words", "seconds",
-                                                   "pid", "peak_rss_mb", "started", "finished")}
+        out: Dict[str, List[Any]] = {
+            k: []
+            for k in (
+                "shard",
+                "rows",
+                "errors",
+                "error_examples",
+                "words",
+                "seconds",
+                "pid",
+                "peak_rss_mb",
+                "started",
+                "finished",
+            )
+        }
         for spec in _as_table(batch).column("block").to_pylist():
             spec = json.loads(spec)
             started = time.time()
@@ -202,4 +238,3 @@ def _write_rows(path: str, rows: Sequence[Row], fmt: str, filesystem) -> None:
         return
     with filesystem.open_output_stream(path) as f:
         f.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode("utf-8"))
-

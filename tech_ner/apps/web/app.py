@@ -33,6 +33,7 @@ handlers), `schemas` (the API's models), `worker` (the pipeline's thread),
 `csv_table` (CSV in and out), `guards` (middleware), `page` (the HTML),
 `settings` (limits and switches).
 """
+
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Optional, Union
@@ -78,9 +79,14 @@ def create_app(model: Union[str, Path, Language], *, settings: Optional[ServeSet
         extractor.close()
 
     # no /docs or /redoc: their pages load Swagger UI and ReDoc from a CDN (blank offline); the schema is enough
-    app = _App(title="en_tech_ner: technology terms", version=__version__, lifespan=lifespan, docs_url=None,
-               redoc_url=None, description="Extract technology terms from text, a web page or a CSV file. "
-                                           f"Model: {model_name}.")
+    app = _App(
+        title="en_tech_ner: technology terms",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        description=f"Extract technology terms from text, a web page or a CSV file. Model: {model_name}.",
+    )
     app.add_middleware(TextGuard)  # inside the body limit, which stops a body before it is all buffered here
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(settings.allowed_hosts), www_redirect=False)

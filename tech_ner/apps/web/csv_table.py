@@ -1,5 +1,6 @@
 """A CSV upload as a table of rows (an error row where a line cannot be read), and the table written back with
 a `tech_terms` column."""
+
 import codecs
 import csv
 import io
@@ -67,7 +68,7 @@ def split_lines(data: bytes) -> List[bytes]:
     """Physical lines, each with its line end (\\r\\n, \\n or a lone \\r)."""
     lines, start = [], 0
     for m in _LINE_END.finditer(data):
-        lines.append(data[start:m.end()])
+        lines.append(data[start : m.end()])
         start = m.end()
     if start < len(data):
         lines.append(data[start:])
@@ -90,8 +91,9 @@ def decode_lines(lines: Sequence[bytes]) -> List[Optional[str]]:
     return utf8
 
 
-def csv_records(lines: Sequence[Optional[str]], *, delimiter: str, n_fields: int,
-                first_line: int = 2) -> Iterator[CsvRecord]:
+def csv_records(
+    lines: Sequence[Optional[str]], *, delimiter: str, n_fields: int, first_line: int = 2
+) -> Iterator[CsvRecord]:
     """Read CSV records from decoded physical lines, never merging rows: rows in = rows out + error rows.
 
     A record is read with the csv module (strict quoting) from one line on. It is an error that costs only
@@ -136,27 +138,37 @@ def csv_records(lines: Sequence[Optional[str]], *, delimiter: str, n_fields: int
             if "field limit" in str(e):
                 problem = f"a field is longer than the server's limit ({e}; --max-text-chars)"
             elif "unexpected end of data" in str(e):
-                problem = ("a quoted field opened on this line is never closed: close it, or double a quote "
-                           "inside it (\"\")")
+                problem = (
+                    'a quoted field opened on this line is never closed: close it, or double a quote inside it ("")'
+                )
             else:
                 problem = f"malformed quoting on line {number + reader.line_num - 1} ({e})"
             yield CsvRecord(number, number, _fields_alone(line, delimiter), problem)
             i += 1
             continue
         used = reader.line_num
-        swallowed = next((k for k in range(i + 1, i + used) if _looks_like_a_row(lines[k], line, delimiter, n_fields)),
-                         None)
+        swallowed = next(
+            (k for k in range(i + 1, i + used) if _looks_like_a_row(lines[k], line, delimiter, n_fields)), None
+        )
         if swallowed is not None:
-            yield CsvRecord(number, number, _fields_alone(line, delimiter),
-                            f"a quoted field opened on this line runs over line {first_line + swallowed}, which looks "
-                            "like a row of its own: close the quote, or double a quote inside it (\"\")")
+            yield CsvRecord(
+                number,
+                number,
+                _fields_alone(line, delimiter),
+                f"a quoted field opened on this line runs over line {first_line + swallowed}, which looks "
+                'like a row of its own: close the quote, or double a quote inside it ("")',
+            )
             i += 1
             continue
         if len(fields) > n_fields and used > 1:  # a quote that ran over lines into too many fields was stray
-            yield CsvRecord(number, number, _fields_alone(line, delimiter),
-                            f"a quoted field opened on this line runs over {used - 1} more line(s) into "
-                            f"{len(fields)} fields, but the header has {n_fields}: close the quote, or double a "
-                            "quote inside it (\"\")")
+            yield CsvRecord(
+                number,
+                number,
+                _fields_alone(line, delimiter),
+                f"a quoted field opened on this line runs over {used - 1} more line(s) into "
+                f"{len(fields)} fields, but the header has {n_fields}: close the quote, or double a "
+                'quote inside it ("")',
+            )
             i += 1
             continue
         error = f"{len(fields)} fields, but the header has {n_fields}" if len(fields) > n_fields else None
@@ -173,7 +185,7 @@ def _fields_alone(line: str, delimiter: str) -> List[str]:
 
 
 def _id_kind(value: str) -> Optional[str]:
-    """"number", "id" (a token with a digit), or None for free text: what a row's first field looks like."""
+    """ "number", "id" (a token with a digit), or None for free text: what a row's first field looks like."""
     value = value.strip()
     if value.isdigit():
         return "number"
@@ -206,7 +218,7 @@ def read_csv(data: bytes, *, column: str = "text", max_rows: int = 10_000, max_t
     Raises ServeError: 400 no such column, 413 too many rows or a cell too long, 422 an unreadable header.
     """
     bom = data.startswith(codecs.BOM_UTF8)
-    lines = decode_lines(split_lines(data[len(codecs.BOM_UTF8):] if bom else data))
+    lines = decode_lines(split_lines(data[len(codecs.BOM_UTF8) :] if bom else data))
     header_line = lines[0] if lines else ""
     if header_line is None:
         raise ServeError(422, "CSV line 1 (the header) is neither UTF-8 nor Windows-1252 text")
@@ -236,15 +248,24 @@ def read_csv(data: bytes, *, column: str = "text", max_rows: int = 10_000, max_t
     # a long text cell is legal CSV; raise the csv module's per-field limit (a process-wide setting) to fit it
     if csv.field_size_limit() < max_text_chars + 1:
         csv.field_size_limit(max_text_chars + 1)
-    table = CsvTable(header=header, rows=[], text_index=index, delimiter=delimiter, bom=bom,
-                     lineterminator=header_line[len(first_line):] or "\n")
+    table = CsvTable(
+        header=header,
+        rows=[],
+        text_index=index,
+        delimiter=delimiter,
+        bom=bom,
+        lineterminator=header_line[len(first_line) :] or "\n",
+    )
     for record in csv_records(lines[1:], delimiter=delimiter, n_fields=len(header)):
         if len(table.rows) >= max_rows:
             raise ServeError(413, f"the CSV has more than {max_rows} rows (the server's --max-csv-rows)")
-        row = (record.fields + [""] * len(header))[:len(header)]
+        row = (record.fields + [""] * len(header))[: len(header)]
         if record.error is None and len(row[index]) > max_text_chars:
-            raise ServeError(413, f"CSV line {record.first_line}: the text has {len(row[index])} characters; "
-                                  f"the limit is {max_text_chars} (--max-text-chars)")
+            raise ServeError(
+                413,
+                f"CSV line {record.first_line}: the text has {len(row[index])} characters; "
+                f"the limit is {max_text_chars} (--max-text-chars)",
+            )
         table.rows.append(row)
         table.errors.append(None if record.error is None else f"CSV line {record.first_line}: {record.error}")
         table.lines.append((record.first_line, record.last_line))
@@ -295,8 +316,7 @@ def write_csv(table: CsvTable, cells: Sequence[str], stats: Optional[Dict[str, i
     writer = csv.writer(out, delimiter=table.delimiter, lineterminator=table.lineterminator)
     # the csv module quotes a field for the characters of its own line end only: a lone "\r" in a "\n" file
     # would go out bare and split the row when read back, so such a row is written with every field quoted
-    quote_all = csv.writer(out, delimiter=table.delimiter, lineterminator=table.lineterminator,
-                           quoting=csv.QUOTE_ALL)
+    quote_all = csv.writer(out, delimiter=table.delimiter, lineterminator=table.lineterminator, quoting=csv.QUOTE_ALL)
     changed = 0
 
     def write(row: List[str]) -> None:

@@ -1,8 +1,8 @@
 """ASGI middleware that guards the app: the body limit, text that no UTF-8 can carry, the security headers."""
+
 import json
 import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
-
 
 
 class BodyLimit:
@@ -66,8 +66,10 @@ def text_problem(value: str, invalid_bytes: bool = False) -> Optional[str]:
         return f"contains a NUL character (U+0000) at character {m.start()}: send plain text"
     if invalid_bytes and 0xDC80 <= char <= 0xDCFF:
         return f"not valid UTF-8 (byte 0x{char - 0xDC00:02X} at character {m.start()}): send UTF-8 text"
-    return (f"contains a lone surrogate (U+{char:04X}) at character {m.start()}, which is not valid Unicode "
-            "text: send UTF-8 text")
+    return (
+        f"contains a lone surrogate (U+{char:04X}) at character {m.start()}, which is not valid Unicode "
+        "text: send UTF-8 text"
+    )
 
 
 def _json_problem(body: bytes) -> Optional[str]:
@@ -147,9 +149,16 @@ def _multipart_fields(body: bytes, boundary: bytes) -> List[Tuple[bytes, bytes]]
     def on_part_data(data, start, end):
         parts[-1][1].append(data[start:end])
 
-    parser = MultipartParser(boundary, callbacks={
-        "on_part_begin": on_part_begin, "on_header_field": on_header_field, "on_header_value": on_header_value,
-        "on_header_end": on_header_end, "on_part_data": on_part_data})
+    parser = MultipartParser(
+        boundary,
+        callbacks={
+            "on_part_begin": on_part_begin,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_part_data": on_part_data,
+        },
+    )
     try:
         parser.write(body)
         parser.finalize()
@@ -180,8 +189,12 @@ class TextGuard:
 
         content_type = Headers(scope=scope).get("content-type", "")
         kind = content_type.split(";", 1)[0].strip().lower()
-        if not (kind == "application/json" or kind.endswith("+json") or kind == "application/x-www-form-urlencoded"
-                or kind == "multipart/form-data"):
+        if not (
+            kind == "application/json"
+            or kind.endswith("+json")
+            or kind == "application/x-www-form-urlencoded"
+            or kind == "multipart/form-data"
+        ):
             return await self.app(scope, receive, send)
         messages: List[Dict[str, Any]] = []
         checked = False
@@ -221,8 +234,11 @@ def _body_problem(kind: str, content_type: str, body: bytes) -> Optional[str]:
 
 SECURITY_HEADERS = (
     # the page has inline CSS (its own and displaCy's style attributes), no scripts, and posts only to itself
-    ("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-                                "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"),
+    (
+        "content-security-policy",
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    ),
     ("x-content-type-options", "nosniff"),
     ("x-frame-options", "DENY"),
     ("referrer-policy", "no-referrer"),

@@ -1,4 +1,5 @@
 """The HTML page: the form, the highlighted text (displaCy) and the terms; the pipeline's name as shown."""
+
 from pathlib import Path
 from typing import Optional, Union
 
@@ -40,12 +41,16 @@ def render_entities(extraction: Extraction) -> str:
 
     from spacy import displacy
 
-    doc = {"text": extraction.text, "title": None,
-           "ents": [{"start": s, "end": e, "label": label} for s, e, label in extraction.entities]}
+    doc = {
+        "text": extraction.text,
+        "title": None,
+        "ents": [{"start": s, "end": e, "label": label} for s, e, label in extraction.entities],
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # W006: no entities to visualise is a result here, not a problem
-        return displacy.render(doc, style="ent", manual=True, page=False, jupyter=False,
-                               options={"colors": DISPLACY_COLORS})
+        return displacy.render(
+            doc, style="ent", manual=True, page=False, jupyter=False, options={"colors": DISPLACY_COLORS}
+        )
 
 
 PAGE = """<!DOCTYPE html>
@@ -122,5 +127,7 @@ td.count { text-align: right; }
 
 
 def limits_note(settings: ServeSettings) -> str:
-    return (f"{settings.max_text_chars:,} characters of text, {settings.max_body_bytes:,} bytes per request, "
-            f"{settings.max_csv_rows:,} CSV rows")
+    return (
+        f"{settings.max_text_chars:,} characters of text, {settings.max_body_bytes:,} bytes per request, "
+        f"{settings.max_csv_rows:,} CSV rows"
+    )

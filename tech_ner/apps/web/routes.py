@@ -3,6 +3,7 @@ error handlers that answer JSON under /api/ and the page elsewhere.
 
 Each route reads what `create_app` put in `app.state`: settings, nlp, extractor, model_name, page, policy.
 """
+
 import logging
 from typing import Any, Callable, Dict, Optional, Tuple, Type
 
@@ -37,8 +38,9 @@ def render_page(request: Request, status: int = 200, **values) -> HTMLResponse:
     state = request.app.state
     values.setdefault("text", "")
     values.setdefault("url", "")
-    return HTMLResponse(state.page.render(model=state.model_name, limits=limits_note(state.settings), **values),
-                        status_code=status)
+    return HTMLResponse(
+        state.page.render(model=state.model_name, limits=limits_note(state.settings), **values), status_code=status
+    )
 
 
 def error_response(request: Request, status: int, message: str, extra: Optional[Dict[str, Any]] = None):
@@ -76,8 +78,12 @@ async def on_crash(request: Request, exc: Exception):
     return error_response(request, 500, f"internal error ({type(exc).__name__}); the server log has the details")
 
 
-ERROR_HANDLERS: Tuple[Tuple[Type[Exception], Callable[..., Any]], ...] = ((ServeError, on_serve_error), (StarletteHTTPException, on_http_error),
-                  (RequestValidationError, on_invalid), (Exception, on_crash))
+ERROR_HANDLERS: Tuple[Tuple[Type[Exception], Callable[..., Any]], ...] = (
+    (ServeError, on_serve_error),
+    (StarletteHTTPException, on_http_error),
+    (RequestValidationError, on_invalid),
+    (Exception, on_crash),
+)
 
 
 # --- the work shared by the page and the API ---
@@ -86,7 +92,9 @@ ERROR_HANDLERS: Tuple[Tuple[Type[Exception], Callable[..., Any]], ...] = ((Serve
 def check_text(request: Request, text: str, what: str = "the text") -> None:
     limit = request.app.state.settings.max_text_chars
     if len(text) > limit:
-        raise ServeError(413, f"{what} has {len(text)} characters; the limit is {limit} (the server's --max-text-chars)")
+        raise ServeError(
+            413, f"{what} has {len(text)} characters; the limit is {limit} (the server's --max-text-chars)"
+        )
 
 
 async def extract_texts(request: Request, texts) -> list:
@@ -124,8 +132,9 @@ async def extract_url(request: Request, url: str) -> Tuple[Extraction, Any]:
 async def extract_csv(request: Request, upload: UploadFile, column: str) -> Response:
     settings = request.app.state.settings
     data = await upload.read()
-    table = await run_in_threadpool(read_csv, data, column=column, max_rows=settings.max_csv_rows,
-                                    max_text_chars=settings.max_text_chars)
+    table = await run_in_threadpool(
+        read_csv, data, column=column, max_rows=settings.max_csv_rows, max_text_chars=settings.max_text_chars
+    )
     good = [row[table.text_index] for row, error in zip(table.rows, table.errors) if error is None]
     results = iter(await extract_texts(request, good))
     cells = ["" if error else next(results).terms_cell() for error in table.errors]
@@ -133,10 +142,17 @@ async def extract_csv(request: Request, upload: UploadFile, column: str) -> Resp
     body = await run_in_threadpool(write_csv, table, cells, stats)
     name = download_name(upload.filename)
     # the counts, so a client can check that nothing was lost: rows = processed rows + error rows
-    return Response(body, media_type="text/csv; charset=utf-8", headers={
-        "Content-Disposition": f'attachment; filename="{name}"', "X-CSV-Rows": str(len(table.rows)),
-        "X-CSV-Error-Rows": str(sum(e is not None for e in table.errors)),
-        "X-CSV-Blank-Lines": str(table.blank_lines), "X-CSV-Cells-Neutralised": str(stats["neutralised"])})
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "X-CSV-Rows": str(len(table.rows)),
+            "X-CSV-Error-Rows": str(sum(e is not None for e in table.errors)),
+            "X-CSV-Blank-Lines": str(table.blank_lines),
+            "X-CSV-Cells-Neutralised": str(stats["neutralised"]),
+        },
+    )
 
 
 async def as_json(extraction: Extraction, with_html: bool) -> Dict[str, Any]:
@@ -164,11 +180,20 @@ async def api_extract_url(request: Request, body: UrlIn):
     return out
 
 
-@router.post("/api/extract-csv", response_class=Response, tags=["extract"], responses={
-    200: {"content": {"text/csv": {}}, "description": "The CSV with a `tech_terms` column (terms joined by '; ')"},
-    **errors(400, 413, 422, 503)})
-async def api_extract_csv(request: Request, file: UploadFile = File(..., description="A CSV file with a header row"),
-                          column: str = Form("text", description="The column holding the text")):
+@router.post(
+    "/api/extract-csv",
+    response_class=Response,
+    tags=["extract"],
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "The CSV with a `tech_terms` column (terms joined by '; ')"},
+        **errors(400, 413, 422, 503),
+    },
+)
+async def api_extract_csv(
+    request: Request,
+    file: UploadFile = File(..., description="A CSV file with a header row"),
+    column: str = Form("text", description="The column holding the text"),
+):
     """Add a `tech_terms` column to a CSV: one output row per input row, other columns and order kept."""
     return await extract_csv(request, file, column)
 
@@ -193,7 +218,7 @@ async def page_extract(request: Request, text: str = Form(...)):
     try:
         extraction = await extract_text(request, text)
     except ServeError as e:
-        return render_page(request, e.status, error=e.message, text=text[:request.app.state.settings.max_text_chars])
+        return render_page(request, e.status, error=e.message, text=text[: request.app.state.settings.max_text_chars])
     highlighted = await run_in_threadpool(render_entities, extraction)
     return render_page(request, result=extraction, highlighted=highlighted, text=text)
 

@@ -1,4 +1,5 @@
 """The JSON API's request and response models (the schema at /openapi.json is built from them)."""
+
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from pydantic import BaseModel, Field
@@ -53,9 +54,13 @@ class HealthOut(BaseModel):
     pipeline: List[str]
 
 
-ERROR_DESCRIPTIONS = {400: "A required column is missing", 413: "Too large: body, text or rows over the server's limits",
-                      422: "Bad input", 502: "The URL could not be fetched",
-                      503: "The request took longer than the server's --request-timeout"}
+ERROR_DESCRIPTIONS = {
+    400: "A required column is missing",
+    413: "Too large: body, text or rows over the server's limits",
+    422: "Bad input",
+    502: "The URL could not be fetched",
+    503: "The request took longer than the server's --request-timeout",
+}
 
 
 def errors(*codes: int) -> Dict[Union[int, str], Dict[str, Any]]:

@@ -1,8 +1,8 @@
 """The web app's limits and switches (`ServeSettings`), the error it answers with (`ServeError`), and the
 `Host` names it accepts by default."""
+
 from dataclasses import dataclass
 from typing import Tuple
-
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,7 @@ class ServeSettings:
     allowed_hosts: Tuple[str, ...] = ("*",)
 
     def __post_init__(self):
-        for name in ("max_body_bytes", "max_text_chars", "max_csv_rows", "max_page_bytes", "batch_size",
-                     "piece_chars"):
+        for name in ("max_body_bytes", "max_text_chars", "max_csv_rows", "max_page_bytes", "batch_size", "piece_chars"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"ServeSettings.{name} must be an integer >= 1; got {value!r}")
@@ -55,8 +54,13 @@ class ServeSettings:
     def fetch_policy(self):
         from ..fetch import FetchPolicy
 
-        return FetchPolicy(timeout=self.fetch_timeout, max_bytes=self.max_page_bytes, max_redirects=self.max_redirects,
-                           allow_private=self.allow_private_urls, allowed_hosts=frozenset(self.allowed_url_hosts))
+        return FetchPolicy(
+            timeout=self.fetch_timeout,
+            max_bytes=self.max_page_bytes,
+            max_redirects=self.max_redirects,
+            allow_private=self.allow_private_urls,
+            allowed_hosts=frozenset(self.allowed_url_hosts),
+        )
 
 
 class ServeError(Exception):

@@ -1,4 +1,5 @@
 """The one worker thread that runs the pipeline, taking the waiting requests in turn, piece by piece."""
+
 import asyncio
 import collections
 import concurrent.futures
@@ -12,6 +13,7 @@ from ..inference import merge_pieces, piece_entities, terms_function, text_piece
 from .settings import ServeError
 
 TERMS_SEPARATOR = "; "
+
 
 @dataclass
 class Extraction:
@@ -30,7 +32,9 @@ class Extraction:
         return {
             "characters": len(self.text),
             "terms": [t.to_dict() for t in self.terms],
-            "entities": [{"start": s, "end": e, "label": label, "text": self.text[s:e]} for s, e, label in self.entities],
+            "entities": [
+                {"start": s, "end": e, "label": label, "text": self.text[s:e]} for s, e, label in self.entities
+            ],
         }
 
     def terms_cell(self) -> str:
@@ -110,8 +114,11 @@ class Extractor:
         try:
             return await asyncio.wait_for(future, timeout)
         except asyncio.TimeoutError:
-            raise ServeError(503, f"the request took longer than {timeout:g} s to process (the server's "
-                                  "--request-timeout); send less text, or try again when the server is less busy")
+            raise ServeError(
+                503,
+                f"the request took longer than {timeout:g} s to process (the server's "
+                "--request-timeout); send less text, or try again when the server is less busy",
+            )
 
     def close(self) -> None:
         """Stop the worker after the jobs already queued."""
@@ -180,8 +187,11 @@ class Extractor:
         for text, pieces, docs in zip(job.texts, job.pieces, job.docs):
             if "".join(doc.text for doc in docs) != text:  # an invariant of split_text; checked even under -O
                 raise RuntimeError("pieces of a long text must join back to it")
-            whole = docs[0] if len(docs) == 1 else merge_pieces(
-                ent for (start, _), doc in zip(pieces, docs) for ent in piece_entities(doc, start))
+            whole = (
+                docs[0]
+                if len(docs) == 1
+                else merge_pieces(ent for (start, _), doc in zip(pieces, docs) for ent in piece_entities(doc, start))
+            )
             entities = [(e.start_char, e.end_char, e.label_) for e in whole.ents]
             out.append(Extraction(text=text, entities=entities, terms=self._terms(whole)))
         return out
