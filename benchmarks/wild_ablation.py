@@ -8,6 +8,8 @@ for the run that is shipped, and given with --wild-test.
 
     python benchmarks/wild_ablation.py --run "A: what changed=runs/A/metrics/metrics.json" ... \
         --wild-test runs/D/metrics_wild_test/metrics.json --out benchmarks/results/wild_ablation.json
+
+--base keeps the runs of an earlier results file first (runs measured in an earlier session are not re-trained).
 """
 
 import json
@@ -27,9 +29,12 @@ def scores(path: Path, split: str) -> Optional[dict]:
 def main(
     run: List[str] = typer.Option(..., "--run", help="'NAME=METRICS_JSON' in the order of the table"),
     wild_test: Optional[Path] = typer.Option(None, "--wild-test", help="metrics.json of the shipped run on wild_test"),
+    base: Optional[Path] = typer.Option(
+        None, "--base", help="An earlier results file whose runs come first (kept as measured then)"
+    ),
     out: Path = typer.Option(Path("benchmarks/results/wild_ablation.json"), "--out"),
 ):
-    rows = []
+    rows = json.loads(base.read_text(encoding="utf-8"))["runs"] if base else []
     for item in run:
         name, _, path = item.rpartition("=")
         rows.append({"run": name, "test": scores(Path(path), "test"), "wild_dev": scores(Path(path), "wild_dev")})
