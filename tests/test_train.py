@@ -34,7 +34,7 @@ def test_train_save_load_predict(tmp_path, tiny_bert, tiny_corpus):
     )
     for name in ("model-best", "model-last"):
         nlp = spacy.load(out / name)
-        assert nlp.pipe_names == ["transformer", "ner", "tech_terms"]
+        assert nlp.pipe_names == ["transformer", "ner", "term_rules", "tech_terms"]
         doc = nlp("We deploy Rust services on Kubernetes . Then we rest .")
         assert all(e.label_ == "TECH" for e in doc.ents)
     rows = [json.loads(l) for l in log.read_text().splitlines()]
