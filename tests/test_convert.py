@@ -179,6 +179,33 @@ def test_adjacent_entities_stay_apart_after_mapping(write, tmp_path):
     assert ents(docs) == [("a", "TECH"), ("b c", "TECH")]
 
 
+def test_join_attaches_a_version_to_the_entity_it_follows(write, tmp_path):
+    # GUIDELINES.md 4.1: a version attached to a name is inside the span; one that stands alone is O
+    content = (
+        "Python\tB-Language\n3.12\tB-Version\nand\tO\nthen\tO\n2.0\tB-Version\n\n"
+        "jQuery\tB-Library\n1.9\tB-Version\n.1\tI-Version\n\n"
+    )
+    lmap = LabelMap([("Language", "TECH"), ("Library", "TECH")], drop_unmapped=True)
+    stats, docs = run(write, tmp_path, "a.tsv", content, label_map=lmap, join=["Version"])
+    assert ents(docs) == [("Python 3.12", "TECH"), ("jQuery 1.9 .1", "TECH")]
+    assert stats.joined_entities == {"Version": 2} and stats.dropped_entities == {"Version": 1}
+    assert "joined 2 Version entities" in "\n".join(stats.notes())
+    # without --join the same version is dropped by the map, and the name keeps its own span
+    stats, docs = run(write, tmp_path, "a.tsv", content, label_map=lmap)
+    assert ents(docs) == [("Python", "TECH"), ("jQuery", "TECH")] and stats.dropped_entities == {"Version": 3}
+
+
+def test_so_tech_preset_joins_versions(write, tmp_path):
+    src = write(
+        "so.txt", "Python\tB-Language\tPython\tO\n3\tB-Version\t3\tO\non\tO\ton\tO\nMac\tB-Operating_System\tMac\tO\n\n"
+    )
+    out = tmp_path / "so.spacy"
+    result = CliRunner().invoke(app, ["convert", str(src), "-o", str(out), "-f", "stackoverflow", "--so-tech"])
+    assert result.exit_code == 0, result.output
+    assert ents(load(out)) == [("Python 3", "TECH"), ("Mac", "TECH")]
+    assert "joined 1 Version entities" in result.output
+
+
 # ---- bad input: every one gets a message that names file and line ----
 
 BAD = [

@@ -19,8 +19,13 @@ def convert_command(
     label_map: Optional[Path] = typer.Option(None, "--label-map", help="JSON object or 'FROM TO' lines"),
     map_: List[str] = typer.Option([], "--map", help="FROM=TO label rule, repeatable; '*' globs; TO=O drops"),
     drop_unmapped: bool = typer.Option(False, "--drop-unmapped", help="Drop entities whose label no rule maps"),
+    join: List[str] = typer.Option(
+        [], "--join", help="LABEL whose entity joins the entity it directly follows (repeatable), e.g. Version"
+    ),
     so_tech: bool = typer.Option(
-        False, "--so-tech", help="StackOverflow preset: the six software types -> TECH, the rest dropped"
+        False,
+        "--so-tech",
+        help="StackOverflow preset: the six software types -> TECH, a Version right after one joins it, the rest dropped",
     ),
     drop_so_meta: bool = typer.Option(
         False, "--drop-so-meta", help="Drop StackOverflow post headers and code placeholders"
@@ -44,6 +49,7 @@ def convert_command(
     if so_tech:
         rules += [f"{label}=TECH" for label in STACKOVERFLOW_TECH]
         drop_unmapped = True
+        join = [*join, "Version"]
     lmap = build_label_map(rules, label_map, drop_unmapped)
     options = ReadOptions(
         format=format, encoding=encoding, drop_so_meta=drop_so_meta, tag_names=load_tag_names(tag_names)
@@ -60,6 +66,7 @@ def convert_command(
             strict=strict,
             shard_tokens=shard_tokens,
             problems=problems,
+            join=join,
         )
     finally:  # the problems found before a failure are what explains it
         for p in problems.examples:

@@ -34,6 +34,7 @@ class ConvertStats:
     docs_out: int = 0
     entities_out: Counter = field(default_factory=Counter)
     dropped_entities: Counter = field(default_factory=Counter)  # input label -> count
+    joined_entities: Counter = field(default_factory=Counter)  # input label -> count joined to the entity before
     tag_skipped_sentences: int = 0
     tag_skipped_tokens: int = 0
     split_tokens: int = 0
@@ -83,6 +84,8 @@ class ConvertStats:
                        f"({r.dropped_meta_tokens} tokens), as --drop-so-meta asks")
         if self.split_tokens:
             out.append(f"added {self.split_tokens} tokens by splitting tokens that contained spaces")
+        for label, n in sorted(self.joined_entities.items()):
+            out.append(f"joined {n} {label} entities to the entity right before them (--join)")
         for label, n in sorted(self.dropped_entities.items()):
             out.append(f"dropped {n} {label} entities (label map)")
         if self.problems is not None:
@@ -158,7 +161,7 @@ class _SchemeTracker:
 
 
 def _docs(sentences: Iterator[Sentence], vocab: Vocab, label_map: Optional[LabelMap], n_sents: int,
-          scheme: str, stats: ConvertStats, problems: Problems) -> Iterator[Doc]:
+          scheme: str, stats: ConvertStats, problems: Problems, join: Sequence[str] = ()) -> Iterator[Doc]:
     tracker = _SchemeTracker(scheme, problems)
     words: List[str] = []
     tags: List[str] = []
@@ -193,6 +196,10 @@ def _docs(sentences: Iterator[Sentence], vocab: Vocab, label_map: Optional[Label
         kept = []
         for start, end, label in spans:
             stats.entities_in[label] += 1
+            if label in join and kept and kept[-1][1] == start:  # "Python" + "3.12": one span, the first one's label
+                kept[-1] = (kept[-1][0], end, kept[-1][2])
+                stats.joined_entities[label] += 1
+                continue
             out = label_map.map(label) if label_map else label
             if out is None:
                 stats.dropped_entities[label] += 1
@@ -237,6 +244,7 @@ def convert(
     strict: bool = False,
     shard_tokens: int = 500_000,
     problems: Optional[Problems] = None,
+    join: Sequence[str] = (),
 ) -> ConvertStats:
     """Convert BIO files into a DocBin file (`*.spacy`) or a folder of DocBin shards.
 
@@ -247,6 +255,9 @@ def convert(
     n_sents (int): Sentences per document where the input marks no documents.
     strict (bool): Stop at the first problem and write nothing.
     problems (Optional[Problems]): Where problems go (the caller's, to print them even when the run fails).
+    join (Sequence[str]): Input labels whose entity, when it begins where the entity before it ends, joins that
+        entity (StackOverflow tags "Python 3.12" as Language + Version; GUIDELINES.md 4.1 makes it one span). Not
+        joined, such an entity goes through the label map like any other.
     RETURNS (ConvertStats): counts in and out, repairs and skips.
     """
     if scheme not in SCHEMES:
@@ -260,7 +271,7 @@ def convert(
     stats = ConvertStats(problems=problems)
     vocab = Vocab()
     sentences = read_sentences(files, read_options or ReadOptions(), problems, stats.read)
-    docs = _docs(sentences, vocab, label_map, n_sents, scheme, stats, problems)
+    docs = _docs(sentences, vocab, label_map, n_sents, scheme, stats, problems, join)
     if output.suffix == ".spacy":
         with atomic_path(output) as tmp:
             db = DocBin(attrs=DOCBIN_ATTRS, store_user_data=True)
