@@ -26,6 +26,7 @@ from tech_ner.evaluation.evaluate import (
     score_tags,
 )
 from tech_ner.commands.evaluate import evaluate_command
+from tech_ner.evaluation.gold_tokens import token_copies
 from tech_ner.evaluation.parity import check_parity
 from tech_ner.evaluation.plots import plot_confusion, plot_training_curve
 
@@ -318,6 +319,21 @@ def test_evaluate_docs_with_a_ruler(nlp):
     assert r["confusion"]["B-TECH"]["O"] == 1
     assert r["raw_text"]["f"] == pytest.approx(r["seqeval_strict"]["f"])
     json.dumps(r)  # JSON-serialisable
+
+
+def test_token_copies_keep_the_gold_tokens_and_nothing_else(nlp):
+    gold = make_doc(nlp.vocab, GOLD_SENTS[0], source="gold.tsv:1")
+    gold_nospace = make_doc(nlp.vocab, GOLD_SENTS[1], spaces=False)
+    copies = token_copies(nlp.vocab, [gold, gold_nospace])
+    assert not isinstance(copies, list)  # read one by one, as nlp.pipe reads them
+    copies = list(copies)
+    assert len(copies) == 2
+    for copy, doc in zip(copies, [gold, gold_nospace]):
+        assert copy is not doc and copy.vocab is nlp.vocab
+        assert [(t.text, t.whitespace_) for t in copy] == [(t.text, t.whitespace_) for t in doc]
+        assert copy.text == doc.text
+        assert not copy.ents and not copy.has_annotation("ENT_IOB")
+        assert not copy.has_annotation("SENT_START") and not copy.user_data
 
 
 def test_raw_text_counts_gold_entity_off_token_edges(nlp):

@@ -447,3 +447,20 @@ def test_hostile_label_map_is_one_line(tmp_path, content):
     lmap = tmp_path / "map.json"
     lmap.write_text(content, encoding="utf-8")
     assert_one_line_error(cli("convert", tsv, "-o", tmp_path / "x.spacy", "--label-map", lmap), "map.json")
+
+
+def test_decode_lines_keeps_each_line_end():
+    import io
+
+    from tech_ner.files.textfile import CHUNK
+
+    lines = list(decode_lines(io.BytesIO(b"a\r\nb\rc\nd")))
+    assert [(line.number, line.text, line.end) for line in lines] == [
+        (1, "a", "\r\n"),
+        (2, "b", "\r"),
+        (3, "c", "\n"),
+        (4, "d", ""),
+    ]
+    # a \r\n cut between two reads is one line end
+    data = b"x" * (4 + CHUNK - 1) + b"\r\ny"
+    assert [(line.number, line.end) for line in decode_lines(io.BytesIO(data))] == [(1, "\r\n"), (2, "")]

@@ -7,7 +7,7 @@ import stat
 import pytest
 from typer.testing import CliRunner
 
-from tech_ner.files.atomic import OUTPUT_MANIFEST, atomic_path
+from tech_ner.files.atomic import OUTPUT_MANIFEST, atomic_path, is_own_temporary, manifest_files, refusal
 from tech_ner.commands.cli import app
 from tech_ner.files.problems import InputError
 
@@ -101,3 +101,27 @@ def test_a_manifest_cannot_point_outside_its_folder(tmp_path):
     assert (out / "model" / "weights.bin").read_text() == "new"
     assert (outside / "data.txt").read_text() == "keep" and (tmp_path / "keep.txt").read_text() == "keep"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt", "out", "precious"]
+
+
+def test_refusal_is_one_rule_on_names_for_any_filesystem():
+    manifest = {"files": ["part-00000.spacy", "model"]}
+    assert refusal([], None) is None
+    assert refusal([OUTPUT_MANIFEST, "part-00000.spacy", "model"], manifest) is None
+    assert refusal(["notes.txt", "part-00000.spacy"], manifest) == (
+        "holds files this tool did not write (notes.txt); give a new or empty folder for the output "
+        "(nothing was written)"
+    )
+    foreign = ["e.txt", "d.txt", "c.txt", "b.txt", "a.txt"]
+    message = refusal(foreign, None, what="the shards")
+    assert message is not None
+    assert "(a.txt, b.txt, c.txt and 2 more); give a new or empty folder for the shards" in message
+    # a manifest of another shape, or names outside the folder, make nothing the tool's own
+    for odd in ({"files": "notes.txt"}, {"files": {"notes.txt": 1}}, {"files": None}, ["notes.txt"], "notes.txt"):
+        assert manifest_files(odd) == [] and refusal(["notes.txt"], odd) is not None
+    assert manifest_files({"files": ["../x", "a/b", "a\\b", "..", ".", "", 3, "ok"]}) == ["ok"]
+    # a temporary file beside one of the tool's files counts as its own only where the caller says so
+    temporary = ".part-00000.spacy.k2j4.tmp"
+    assert is_own_temporary(temporary, ["part-00000.spacy"]) and not is_own_temporary(temporary, ["model"])
+    assert refusal([temporary], manifest) is not None
+    assert refusal([temporary, f".{OUTPUT_MANIFEST}.ab12.tmp"], manifest, temporaries=True) is None
+    assert refusal([".notes.txt.ab12.tmp"], manifest, temporaries=True) is not None

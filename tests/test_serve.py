@@ -362,6 +362,18 @@ def test_read_write_csv_round_trip_without_a_server():
     assert write_csv(table, ["T"]) == b"a|text|b|tech_terms\n1|x|2|T\n"
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "utf-8-sig"])
+def test_read_csv_reads_what_a_byte_order_mark_says(encoding):
+    """The upload is decoded as `tech-ner extract` decodes files (files.textfile): a UTF-16 or UTF-32 export with
+    its byte-order mark is read, not refused as binary; the table is written back as UTF-8 with a mark."""
+    table = read_csv('id,text\r\n1,Café Rust\r\n2,"two\r\nlines"\r\n'.encode(encoding), max_rows=10)
+    assert table.header == ["id", "text"] and table.bom and table.lineterminator == "\r\n"
+    assert table.rows == [["1", "Café Rust"], ["2", "two\r\nlines"]] and not any(table.errors)
+    assert table.lines == [(2, 2), (3, 4)]
+    out = write_csv(table, ["Rust", ""])
+    assert out == codecs.BOM_UTF8 + 'id,text,tech_terms\r\n1,Café Rust,Rust\r\n2,"two\r\nlines",\r\n'.encode()
+
+
 # --- URL ---------------------------------------------------------------------------------------------------------
 
 

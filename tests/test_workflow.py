@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+from typing import Dict, Optional
 
 import pytest
 
@@ -33,27 +34,25 @@ def project_copy(tmp_path_factory):
     return dest
 
 
+# what the two runs of the whole workflow add to the environment: no hub look-ups, two training steps
+TINY_TRAINING_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "SPACY_CONFIG_OVERRIDES": "--training.max_steps=2 --training.eval_frequency=1",
+}
+
+
+def run_project(project, step: str, variables: Dict[str, object], *, env: Optional[Dict[str, str]] = None):
+    """`python -m spacy project run STEP` in the project copy, with `--vars.NAME VALUE` for each variable (in order)
+    and `env` added to this process's environment; the completed process, its output captured as text."""
+    cmd = [sys.executable, "-m", "spacy", "project", "run", step, str(project)]
+    for name, value in variables.items():
+        cmd += [f"--vars.{name}", str(value)]
+    return subprocess.run(cmd, cwd=project, env={**os.environ, **env} if env else None, capture_output=True, text=True)
+
+
 @pytest.mark.slow
 def test_all_workflow_with_tiny_overrides(project_copy, tiny_bert):
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "SPACY_CONFIG_OVERRIDES": "--training.max_steps=2 --training.eval_frequency=1",
-    }
-    cmd = [
-        sys.executable,
-        "-m",
-        "spacy",
-        "project",
-        "run",
-        "all",
-        str(project_copy),
-        "--vars.config",
-        "tiny",
-        "--vars.backbone",
-        str(tiny_bert),
-    ]
-    result = subprocess.run(cmd, cwd=project_copy, env=env, capture_output=True, text=True)
+    result = run_project(project_copy, "all", {"config": "tiny", "backbone": tiny_bert}, env=TINY_TRAINING_ENV)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     for split in ("train", "dev", "test"):
         assert (project_copy / "corpus" / "spacy" / f"{split}.spacy").stat().st_size > 0
@@ -106,35 +105,16 @@ def test_all_workflow_on_own_data_with_repairs_and_several_labels(project_copy, 
     data.mkdir()
     for split, copies in (("train", 6), ("dev", 2), ("test", 2)):
         (data / f"{split}.txt").write_text(OWN_DATA * copies, encoding="utf-8")
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "SPACY_CONFIG_OVERRIDES": "--training.max_steps=2 --training.eval_frequency=1",
+    own = {
+        "config": "tiny",
+        "backbone": tiny_bert,
+        "bio_dir": data,
+        "corpus_dir": "corpus/own",
+        "training_dir": "training/own",
+        "metrics_dir": "metrics/own",
+        "name": "en_own_ner",
     }
-    cmd = [
-        sys.executable,
-        "-m",
-        "spacy",
-        "project",
-        "run",
-        "all",
-        str(project_copy),
-        "--vars.config",
-        "tiny",
-        "--vars.backbone",
-        str(tiny_bert),
-        "--vars.bio_dir",
-        str(data),
-        "--vars.corpus_dir",
-        "corpus/own",
-        "--vars.training_dir",
-        "training/own",
-        "--vars.metrics_dir",
-        "metrics/own",
-        "--vars.name",
-        "en_own_ner",
-    ]
-    result = subprocess.run(cmd, cwd=project_copy, env=env, capture_output=True, text=True)
+    result = run_project(project_copy, "all", own, env=TINY_TRAINING_ENV)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert "problems repaired or skipped, mode repair" in result.stdout
     info = json.loads((project_copy / "corpus" / "own" / "corpus.json").read_text())
@@ -153,22 +133,7 @@ def test_all_workflow_on_own_data_with_repairs_and_several_labels(project_copy, 
 def test_convert_step_splits_one_own_file_by_seed(project_copy, tmp_path):
     data = tmp_path / "all_of_it.tsv"
     data.write_text(OWN_DATA * 10, encoding="utf-8")
-    cmd = [
-        sys.executable,
-        "-m",
-        "spacy",
-        "project",
-        "run",
-        "convert",
-        str(project_copy),
-        "--vars.bio_dir",
-        str(data),
-        "--vars.corpus_dir",
-        "corpus/one_file",
-        "--vars.n_sents",
-        "1",
-    ]
-    result = subprocess.run(cmd, cwd=project_copy, capture_output=True, text=True)
+    result = run_project(project_copy, "convert", {"bio_dir": data, "corpus_dir": "corpus/one_file", "n_sents": 1})
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     info = json.loads((project_copy / "corpus" / "one_file" / "corpus.json").read_text())
     assert {k: v["documents"] for k, v in info["splits"].items()} == {"all": 30, "train": 24, "dev": 3, "test": 3}

@@ -21,6 +21,8 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from thinc.api import Config
 
+from .gold_tokens import token_copies
+
 BIASES: Tuple[float, ...] = tuple(round(0.25 * i, 2) for i in range(-8, 21))  # -2.0 .. 5.0
 COMPONENT = "ner"
 
@@ -35,9 +37,8 @@ def _logits(nlp: Language, gold_docs: Sequence[Doc], batch_size: int) -> Tuple[L
     """Copies of the gold tokens after the components before the recogniser, and its logits for each."""
     names = nlp.pipe_names
     before = names[: names.index(COMPONENT)]
-    copies = (Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in gold_docs)
     with nlp.select_pipes(enable=before):
-        docs = list(nlp.pipe(copies, batch_size=batch_size))
+        docs = list(nlp.pipe(token_copies(nlp.vocab, gold_docs), batch_size=batch_size))
     ner: Any = nlp.get_pipe(COMPONENT)  # a BioNER: decode, set_annotations, model
     logits: List[Any] = []
     for i in range(0, len(docs), batch_size):

@@ -14,6 +14,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from ..corpus.docbin import read_docs
+from .gold_tokens import token_copies
 from .parity import check_parity, doc_sequences, gold_sequences, prf, seqeval_prf, strict_entities
 from ..files.problems import InputError
 
@@ -102,10 +103,8 @@ def score_tags(gold: Sequences, pred: Sequences) -> Dict:
 
 
 def predict(nlp: Language, gold_docs: Iterable[Doc], *, batch_size: int = 64) -> List[Doc]:
-    """Run the pipeline's components over copies of the gold tokens (words and
-    spaces only: no gold annotation reaches the pipeline)."""
-    copies = (Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in gold_docs)
-    return list(nlp.pipe(copies, batch_size=batch_size))
+    """Run the pipeline's components over copies of the gold tokens (`token_copies`)."""
+    return list(nlp.pipe(token_copies(nlp.vocab, gold_docs), batch_size=batch_size))
 
 
 def raw_text_scores(nlp: Language, gold_docs: Sequence[Doc], *, batch_size: int = 64) -> Dict:

@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator, List, Union
+from typing import Any, Iterable, Iterator, List, Optional, Union
 
 from .problems import InputError
 
@@ -47,21 +47,66 @@ def _apply_umask(path: Path) -> None:
         os.chmod(path, 0o666 & ~mask)
 
 
+def manifest_files(manifest: Any) -> List[str]:
+    """The files a folder's manifest says the tool wrote there, and so may replace.
+
+    manifest (Any): The manifest's parsed JSON (None when there is none or it cannot be read).
+    RETURNS (List[str]): Its "files", each the name of one entry of the folder: a manifest cannot point outside its
+        folder, and one of another shape lists nothing.
+    """
+    names = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(names, list):
+        return []
+    return [n for n in names if isinstance(n, str) and n not in ("", ".", "..") and "/" not in n and "\\" not in n]
+
+
+def is_own_temporary(name: str, own: Iterable[str]) -> bool:
+    """Whether `name` is a temporary file left beside one of the tool's files `own` (`.STEM.….tmp`, STEM the name
+    without its extension): a writer killed while writing it."""
+    return (
+        name.startswith(".") and name.endswith(".tmp") and any(name.startswith(f".{n.rsplit('.', 1)[0]}.") for n in own)
+    )
+
+
+def refusal(
+    listing: Iterable[str], manifest: Any, *, what: str = "the output", temporaries: bool = False
+) -> Optional[str]:
+    """The one rule of folder outputs: a folder may receive an output only if it holds nothing but files an earlier
+    run wrote (listed in its manifest, and the manifest itself). It decides on names only, so a folder on any
+    filesystem (a local one, or a pyarrow / fsspec URI) is checked the same way.
+
+    listing (Iterable[str]): The names of the entries in the folder.
+    manifest (Any): The folder's manifest, its parsed JSON (None when there is none or it cannot be read).
+    what (str): What the folder is for, in the message.
+    temporaries (bool): Whether temporary files left beside the tool's files (see is_own_temporary) count as its own.
+    RETURNS (Optional[str]): Why the folder is refused, one line; None when it may be written.
+    """
+    own = set(manifest_files(manifest)) | {OUTPUT_MANIFEST}
+    foreign = sorted(n for n in listing if n not in own and not (temporaries and is_own_temporary(n, own)))
+    if not foreign:
+        return None
+    shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+    return f"holds files this tool did not write ({shown}); give a new or empty folder for {what} (nothing was written)"
+
+
+def _read_manifest(folder: Path) -> Any:
+    """The parsed manifest of a local folder (None when there is none or it cannot be read)."""
+    try:
+        return json.loads((folder / OUTPUT_MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def _own_files(folder: Path) -> List[str]:
     """The files an earlier run wrote into `folder` (from its manifest; none without one)."""
-    try:
-        names = json.loads((folder / OUTPUT_MANIFEST).read_text(encoding="utf-8"))["files"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return []
-    # a name is one entry of the folder: a manifest cannot point outside it
-    return [n for n in names if isinstance(n, str) and n not in ("", ".", "..") and "/" not in n and "\\" not in n]
+    return manifest_files(_read_manifest(folder))
 
 
 def check_replaceable(path: Union[str, Path], *, is_dir: bool = False) -> None:
     """Refuse an output that would remove or overwrite something the tool did not write.
 
     RAISES InputError: a file output that is a folder; a folder output that is a
-        file, or a non-empty folder holding files not written by an earlier run.
+        file, or a non-empty folder holding files not written by an earlier run (see refusal).
     """
     path = Path(path)
     if not is_dir:
@@ -71,16 +116,9 @@ def check_replaceable(path: Union[str, Path], *, is_dir: bool = False) -> None:
     if path.exists() and not path.is_dir():
         raise InputError(path, None, "is a file; give a new or empty folder for this output (nothing was written)")
     if path.is_dir():
-        own = set(_own_files(path)) | {OUTPUT_MANIFEST}
-        foreign = sorted(p.name for p in path.iterdir() if p.name not in own)
-        if foreign:
-            shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-            raise InputError(
-                path,
-                None,
-                f"holds files this tool did not write ({shown}); give a new or empty "
-                "folder for the output (nothing was written)",
-            )
+        problem = refusal([p.name for p in path.iterdir()], _read_manifest(path))
+        if problem:
+            raise InputError(path, None, problem)
 
 
 @contextlib.contextmanager

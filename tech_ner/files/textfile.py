@@ -91,11 +91,13 @@ class Line:
     number (int): From 1.
     text (str): Without its line end; a byte that did not decode is U+DC00 + the byte.
     error (Optional[str]): Why the line does not decode, or None.
+    end (str): Its line end as read ("\\r\\n", "\\n" or "\\r"; "" for a last line without one).
     """
 
     number: int
     text: str
     error: Optional[str] = None
+    end: str = ""
 
 
 class TextLines:
@@ -113,13 +115,13 @@ class TextLines:
         self.codec, self.skip, self.bom = pick_codec(self.head, encoding)
         self.label = "UTF-8" if self.codec == "utf-8" else self.codec
 
-    def _line(self, number: int, text: str) -> Line:
+    def _line(self, number: int, text: str, end: str) -> Line:
         m = _SURROGATE.search(text)
         if m is None:
-            return Line(number, text)
+            return Line(number, text, None, end)
         byte = ord(m.group()) - 0xDC00
         return Line(
-            number, text, f"not valid {self.label} at character {m.start() + 1} of the line (byte 0x{byte:02X})"
+            number, text, f"not valid {self.label} at character {m.start() + 1} of the line (byte 0x{byte:02X})", end
         )
 
     def __iter__(self) -> Iterator[Line]:
@@ -138,7 +140,7 @@ class TextLines:
             for m in _EOL.finditer(text):
                 parts.append(text[pos : m.start()])
                 number += 1
-                yield self._line(number, "".join(parts))
+                yield self._line(number, "".join(parts), m.group())
                 parts, pos = [], m.end()
             if pos < len(text):
                 parts.append(text[pos:])
@@ -146,7 +148,7 @@ class TextLines:
                 break
             data = self.read(CHUNK)
         if parts:
-            yield self._line(number + 1, "".join(parts))
+            yield self._line(number + 1, "".join(parts), "")
 
 
 def decode_lines(f: BinaryIO, encoding: str = "auto") -> TextLines:

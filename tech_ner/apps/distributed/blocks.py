@@ -148,7 +148,7 @@ def open_input(location: str, path: str, offset: int = 0):
 
 def _numbered(lines: Iterable[Line], first: int) -> Iterator[Line]:
     for line in lines:
-        yield Line(line.number + first - 1, line.text, line.error)
+        yield Line(line.number + first - 1, line.text, line.error, line.end)
 
 
 def _cut_lines(file: InputFile, block_records: int, text_field: str) -> Tuple[List[Tuple[int, int]], int, List[str]]:

@@ -11,9 +11,9 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
-from ...files.atomic import OUTPUT_MANIFEST, write_text_atomic
+from ...files.atomic import OUTPUT_MANIFEST, is_own_temporary, manifest_files, refusal, write_text_atomic
 from ...files.problems import InputError, same_file
 from ..extract import DEFAULT_MAX_PIECE_CHARS, ExtractStats
 from ..rows import Row
@@ -71,30 +71,20 @@ def _write_manifest(output: str, manifest: Dict[str, Any]) -> None:
     filesystem.move(tmp, f"{folder}/{OUTPUT_MANIFEST}")
 
 
-def _is_own_temp(name: str, shards: Iterable[str]) -> bool:
-    """A temporary file this tool left beside one of its shards (a worker killed while writing it)."""
-    return name.startswith(".") and name.endswith(".tmp") and any(name.startswith(f".{s}.") for s in shards)
-
-
 def _check_output_folder(output: str, shards: List[str], fmt: str, resume: bool) -> Tuple[List[str], List[str]]:
-    """Check the output folder before anything is written there.
+    """Check the output folder before anything is written there (the rule of `files.atomic.refusal`, on any
+    filesystem; a worker killed while writing a shard leaves a temporary file that is the tool's own).
 
     RETURNS (Tuple[List[str], List[str]]): The shards already written (resume), and the files of an earlier plan
         that this tool wrote there (listed in its manifest), to be replaced.
     """
     names = _listing(output)
     manifest = _read_manifest(output)
-    own = set(n for n in manifest.get("files", []) if isinstance(n, str)) | {OUTPUT_MANIFEST}
+    problem = refusal(names, manifest, what="the shards", temporaries=True)
+    if problem:
+        raise InputError(output, None, problem)
+    own = set(manifest_files(manifest)) | {OUTPUT_MANIFEST}
     planned = {f"{s}.{fmt}" for s in shards}
-    foreign = [n for n in names if n not in own and not _is_own_temp(n, [n2.rsplit(".", 1)[0] for n2 in own])]
-    if foreign:
-        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-        raise InputError(
-            output,
-            None,
-            f"holds files this tool did not write ({shown}); give a new or empty folder "
-            "for the shards (nothing was written)",
-        )
     if resume and names and own - {OUTPUT_MANIFEST} != planned:
         raise InputError(
             output,
@@ -297,8 +287,9 @@ def extract_distributed(
     if missing or stats.rows != planned_rows:  # a consistency check: every record in exactly one row
         raise AssertionError(f"{len(missing)} shards missing, {stats.rows} rows written of {planned_rows} planned")
     filesystem, folder, _ = filesystem_of(output)
+    written = [f"{s}.{fmt}" for s in shards]
     for name in _listing(output):
-        if _is_own_temp(name, shards):  # left by a worker killed while writing; its task was retried
+        if is_own_temporary(name, written):  # left by a worker killed while writing; its task was retried
             filesystem.delete_file(f"{folder}/{name}")
     _write_manifest(output, {"files": sorted(f"{s}.{fmt}" for s in shards), "complete": True, "records": stats.records})
     return stats

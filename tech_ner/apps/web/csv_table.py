@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 
+from ...files.textfile import decode_lines
 from .settings import ServeError
 
 TERMS_COLUMN = "tech_terms"
@@ -61,34 +62,21 @@ class CsvRecord:
     error: Optional[str] = None
 
 
-_LINE_END = re.compile(rb"\r\n|\n|\r")
+def upload_lines(data: bytes) -> Tuple[List[Optional[str]], bool]:
+    """The upload's physical lines, each decoded alone by `files.textfile.decode_lines` (a byte-order mark, else
+    UTF-8; line ends \\r\\n, \\n or a lone \\r), or as Windows-1252 when the file is not UTF-8 and no line of it is
+    non-ASCII UTF-8 (a spreadsheet export on Windows). A line that does not decode is None, so it costs one error row,
+    not the file.
 
-
-def split_lines(data: bytes) -> List[bytes]:
-    """Physical lines, each with its line end (\\r\\n, \\n or a lone \\r)."""
-    lines, start = [], 0
-    for m in _LINE_END.finditer(data):
-        lines.append(data[start : m.end()])
-        start = m.end()
-    if start < len(data):
-        lines.append(data[start:])
-    return lines
-
-
-def decode_lines(lines: Sequence[bytes]) -> List[Optional[str]]:
-    """Decode each line alone: UTF-8, or Windows-1252 for a file with no line of non-ASCII UTF-8 (a spreadsheet
-    export on Windows). A line that does not decode is None, so it costs one error row, not the file."""
-
-    def decode(line: bytes, encoding: str) -> Optional[str]:
-        try:
-            return line.decode(encoding)
-        except UnicodeDecodeError:
-            return None
-
-    utf8 = [decode(line, "utf-8") for line in lines]
-    if None in utf8 and not any(text is not None and not text.isascii() for text in utf8):
-        return [decode(line, "cp1252") for line in lines]
-    return utf8
+    RETURNS (Tuple[List[Optional[str]], bool]): The lines, each with its line end, and whether the upload began with a
+        byte-order mark.
+    """
+    lines = decode_lines(io.BytesIO(data))
+    read = list(lines)
+    if lines.codec == "utf-8" and any(line.error for line in read):
+        if not any(line.error is None and not line.text.isascii() for line in read):
+            read = list(decode_lines(io.BytesIO(data[lines.skip :]), "cp1252"))
+    return [None if line.error else line.text + line.end for line in read], lines.bom is not None
 
 
 def csv_records(
@@ -102,6 +90,12 @@ def csv_records(
     of its own (as many fields as the header, and a first field of the same kind: a number or an id), or when
     it gives more fields than the header. A one-line record with more fields than the header is an error row
     too. Blank lines are skipped.
+
+    The lines are decoded as `tech-ner extract` decodes its files (`upload_lines`), but the record rule is not
+    `files.textfile.csv_records`, and cannot simply be: this table keeps a short row (padded) and each cell's own
+    line ends (it is written back), and calls a quoted field that runs over a line looking like a row of its own
+    an error even where the csv module reads it cleanly, which extract's rule (exactly the header's fields, valid
+    CSV read as written) would accept as one row.
 
     lines (Sequence[Optional[str]]): The data lines, each with its line end; None for one that did not decode.
     delimiter (str): The delimiter.
@@ -217,8 +211,7 @@ def read_csv(data: bytes, *, column: str = "text", max_rows: int = 10_000, max_t
     RETURNS (CsvTable): The table.
     Raises ServeError: 400 no such column, 413 too many rows or a cell too long, 422 an unreadable header.
     """
-    bom = data.startswith(codecs.BOM_UTF8)
-    lines = decode_lines(split_lines(data[len(codecs.BOM_UTF8) :] if bom else data))
+    lines, bom = upload_lines(data)
     header_line = lines[0] if lines else ""
     if header_line is None:
         raise ServeError(422, "CSV line 1 (the header) is neither UTF-8 nor Windows-1252 text")
