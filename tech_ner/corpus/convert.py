@@ -193,7 +193,7 @@ def _docs(sentences: Iterator[Sentence], vocab: Vocab, label_map: Optional[Label
             continue
         spans, issues, b_fresh = decode(parsed, sent.tags)
         tracker.sentence(sent, parsed, spans, issues, b_fresh)
-        kept = []
+        kept: List[Tuple[int, int, str]] = []
         for start, end, label in spans:
             stats.entities_in[label] += 1
             if label in join and kept and kept[-1][1] == start:  # "Python" + "3.12": one span, the first one's label
