@@ -291,5 +291,5 @@ def extract_distributed(
     for name in _listing(output):
         if is_own_temporary(name, written):  # left by a worker killed while writing; its task was retried
             filesystem.delete_file(f"{folder}/{name}")
-    _write_manifest(output, {"files": sorted(f"{s}.{fmt}" for s in shards), "complete": True, "records": stats.records})
+    _write_manifest(output, {"files": sorted(written), "complete": True, "records": stats.records})
     return stats
