@@ -2,6 +2,7 @@
 --resume after an interruption, long documents, and the int8/bf16 CPU path (on the tiny pipeline)."""
 
 import csv
+import inspect
 import json
 import warnings
 
@@ -472,6 +473,9 @@ def test_max_piece_chars_option(tiny_pipeline, write, tmp_path):
     assert res.exit_code != 0 and "--max-piece-chars" in res.output
     with pytest.raises(ValueError, match="max_piece_chars must be >= 1"):
         list(ex.extract_rows(rule_pipeline(), [extract_records.Record(0, 0, "x")], max_piece_chars=0))
+    # the command's default is the library's (written out there so that the command's module does not load spaCy)
+    option = inspect.signature(extract_command).parameters["max_piece_chars"].default  # a typer OptionInfo
+    assert option.default == ex.DEFAULT_MAX_PIECE_CHARS
 
 
 def test_long_text_via_cli_warns(tiny_pipeline, write, tmp_path):

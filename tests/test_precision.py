@@ -2,6 +2,7 @@
 run on others), and measured at packaging robustly to a noisy machine."""
 
 import json
+import os
 import warnings
 
 import pytest
@@ -65,6 +66,23 @@ def test_bf16_chosen_at_packaging_is_applied_where_native(tiny_pipeline, tmp_pat
     cpu(bf16=True)
     component = spacy.load(path).get_pipe("cpu_precision")
     assert component.applied == "bf16" and "measured" in component.reason
+
+
+def test_bf16_bounds_onednns_primitive_cache_unless_the_user_set_it(tiny_pipeline, tmp_path, cpu, monkeypatch):
+    from tech_ner.pipeline.reduced import ONEDNN_CACHE_ENTRIES, ONEDNN_CACHE_VAR
+
+    path = packaged(tiny_pipeline, tmp_path, BF16_WON)
+    cpu(bf16=True)
+    monkeypatch.delenv(ONEDNN_CACHE_VAR, raising=False)
+    spacy.load(path)
+    assert os.environ[ONEDNN_CACHE_VAR] == ONEDNN_CACHE_ENTRIES  # every new batch shape would stay cached
+    monkeypatch.setenv(ONEDNN_CACHE_VAR, "256")
+    spacy.load(path)
+    assert os.environ[ONEDNN_CACHE_VAR] == "256"
+    monkeypatch.delenv(ONEDNN_CACHE_VAR)
+    cpu(bf16=False)
+    spacy.load(path)  # fp32 here: oneDNN's cache is left as it is
+    assert ONEDNN_CACHE_VAR not in os.environ
 
 
 def test_a_package_with_only_the_old_record_falls_back_too(tiny_pipeline, tmp_path, cpu):

@@ -10,7 +10,7 @@ Memory stays flat over any number of documents (`extract_rows`): a
 `doc_cleaner` drops the transformer's per-document output once the NER has
 used it, each chunk of documents runs inside `nlp.memory_zone()` (strings the
 chunk added to the vocab are freed after it), and rows are written as they
-come. A text longer than `max_piece_chars` (default 5,000 characters) is
+come. A text longer than `max_piece_chars` (default 2,500 characters) is
 cut into pieces at paragraph, sentence or whitespace boundaries, so memory is
 bounded by the piece, not the document; the pieces' entities come back as one
 row with the text's own character offsets and terms, the row the text would
@@ -39,9 +39,10 @@ from .records import Record, iter_records, resolve_inputs
 from .rows import WRITERS, Row, check_paths, doc_row, error_row, output_format, partial_path, read_partial
 
 # a batch's transformer output and NER features are what peak, about 2 KB per character of the batch (measured:
-# 64 pieces of 10,000 characters took 1.96 GB in all, a whole 2 MB document 5.5 GB); 64 pieces of 5,000 stay
-# near 1.3 GB, and few texts of ordinary length are cut
-DEFAULT_MAX_PIECE_CHARS = 5_000
+# 64 pieces of 10,000 characters took 1.96 GB in all, a whole 2 MB document 5.5 GB); on a 2 MB document (bf16),
+# pieces of 2,500 characters peaked at 1.46 GB and ran 1.3x as fast as pieces of 5,000 (1.74 GB); a paragraph
+# (about 1,300 characters) still fits in one piece, and few texts of ordinary length are cut
+DEFAULT_MAX_PIECE_CHARS = 2_500
 
 
 class LongDocumentWarning(UserWarning):

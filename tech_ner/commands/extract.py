@@ -145,7 +145,7 @@ def extract_command(
         help="Split texts longer than this many characters (default: the pipeline's nlp.max_length)",
     ),
     max_piece_chars: int = typer.Option(
-        5_000,
+        2_500,  # apps.extract.DEFAULT_MAX_PIECE_CHARS (not imported here: it loads spaCy; a test checks they agree)
         "--max-piece-chars",
         min=1,
         help="Process longer texts in pieces of at "
