@@ -8,7 +8,7 @@ import spacy
 from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
-from tech_ner.evaluation.calibrate import choose, f_beta, sweep
+from tech_ner.evaluation.calibrate import choose, f_beta, precision_lower_bound, sweep
 from tech_ner.commands.cli import app
 from tech_ner.corpus.docbin import INFO_FILE
 
@@ -46,18 +46,31 @@ def test_sweep_scores_each_bias_and_choose_prefers_the_smallest_change(nlp, gold
     rows = sweep(nlp, gold, biases=(0.0, 100.0))
     assert [r["outside_bias"] for r in rows] == [0.0, 100.0]
     assert rows[1]["r"] == 0.0 and rows[1]["f"] == 0.0  # nothing is tagged against such a bias
+    assert rows[1]["predicted"] == 0 and rows[1]["p_low"] == 0.0
+    assert rows[0]["predicted"] > 0 and rows[0]["p_low"] <= rows[0]["p"]
     tie = [
-        {"outside_bias": 1.0, "f_beta": 0.5, "p": 0.6},
-        {"outside_bias": -0.5, "f_beta": 0.5, "p": 0.5},
-        {"outside_bias": 2.0, "f_beta": 0.4, "p": 0.9},
+        {"outside_bias": 1.0, "f_beta": 0.5, "p": 0.62, "p_low": 0.6},
+        {"outside_bias": -0.5, "f_beta": 0.5, "p": 0.52, "p_low": 0.5},
+        {"outside_bias": 2.0, "f_beta": 0.4, "p": 0.92, "p_low": 0.9},
     ]
     assert choose(tie) == (tie[1], True)
     assert choose(tie, min_precision=0.55) == (tie[0], True)  # the best F among the precise enough
     assert choose(tie, min_precision=0.85) == (tie[2], True)
     assert choose(tie, min_precision=0.95) == (tie[1], False)  # none is: the best overall, and it says so
+    # the floor is checked on the lower bound: a precision just above it on a small sample does not pass
+    assert choose([{"outside_bias": 0.0, "f_beta": 0.9, "p": 0.87, "p_low": 0.84}], 0.85)[1] is False
     assert f_beta(0.5, 1.0, 1.0) == pytest.approx(2 / 3)
     assert f_beta(0.5, 1.0, 0.5) == pytest.approx(1.25 * 0.5 / (0.25 * 0.5 + 1.0))
     assert f_beta(0.0, 0.0, 1.0) == 0.0
+
+
+def test_precision_lower_bound_is_wilsons_and_tightens_with_the_sample():
+    # Wilson's score interval, one-sided: 90 of 100 at 0.975 is the two-sided 95% interval's lower end, 0.8256
+    assert precision_lower_bound(90, 100, 0.975) == pytest.approx(0.8256, abs=1e-4)
+    assert precision_lower_bound(50, 100, 0.5) == pytest.approx(0.5)  # at 0.5 confidence: the precision itself
+    bounds = [precision_lower_bound(87 * k, 100 * k, 0.9) for k in (1, 3, 10, 100)]
+    assert bounds == sorted(bounds) and bounds[-1] < 0.87 and bounds[0] < 0.85 < bounds[-1]
+    assert precision_lower_bound(0, 0, 0.9) == 0.0 and precision_lower_bound(5, 5, 0.9) < 1.0
 
 
 def test_calibrate_writes_a_pipeline_that_loads_with_its_bias(tiny_pipeline, tiny_corpus, tmp_path):

@@ -44,15 +44,21 @@ def calibrate_command(
     min_precision: Optional[float] = typer.Option(
         None,
         "--min-precision",
-        help="Only biases whose precision reaches this (default 0, or 0.85 with --corpus-dir on the embedded corpus)",
+        help="Only biases whose precision (its lower bound, see --confidence) reaches this (default 0, or 0.85 with "
+        "--corpus-dir on the embedded corpus)",
+    ),
+    confidence: float = typer.Option(
+        0.9,
+        "--confidence",
+        help="--min-precision is checked against the precision's lower confidence bound at this level (0.5: the "
+        "precision itself)",
     ),
     report: Optional[Path] = typer.Option(None, "--report", help="JSON file for the table of biases and scores"),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, or -1 for CPU"),
     batch_size: int = typer.Option(64, "--batch-size", help="Documents per batch"),
 ):
-    """Choose the recogniser's outside_bias on a held-out set (the best F-beta over a grid of biases whose precision
-    reaches --min-precision, one
-    forward pass) and write the pipeline with it."""
+    """Choose the recogniser's outside_bias on a held-out set (the best F-beta over a grid of biases whose precision,
+    as a lower confidence bound, reaches --min-precision; one forward pass) and write the pipeline with it."""
     import spacy
     from spacy.tokens import DocBin
 
@@ -70,6 +76,8 @@ def calibrate_command(
     floor = default_floor if min_precision is None else min_precision
     if not (beta > 0 and beta < float("inf")):
         raise InputError(None, None, f"--beta {beta}: give a number above 0")
+    if not 0.5 <= confidence < 1:
+        raise InputError(None, None, f"--confidence {confidence}: give a number from 0.5 up to, not including, 1")
     if not 0 <= floor <= 1:
         raise InputError(None, None, f"--min-precision {floor}: give a number from 0 to 1")
     same_file(output, [model, data])
@@ -93,12 +101,12 @@ def calibrate_command(
     if unknown or not gold_labels:
         why = f"labels {', '.join(unknown)} are not the model's" if unknown else "has no entities"
         raise InputError(data, None, f"{why}: calibrate on held-out data with the model's labels")
-    rows = sweep(nlp, gold, beta=beta, batch_size=batch_size)
+    rows = sweep(nlp, gold, beta=beta, confidence=confidence, batch_size=batch_size)
     chosen, reached = choose(rows, floor)
     for row in rows:
         mark = "  <- chosen" if row is chosen else ""
         typer.echo(
-            f"outside_bias {row['outside_bias']:+5.2f}  P {row['p']:.4f}  R {row['r']:.4f}  "
+            f"outside_bias {row['outside_bias']:+5.2f}  P {row['p']:.4f} (>= {row['p_low']:.4f})  R {row['r']:.4f}  "
             f"F1 {row['f']:.4f}  F{beta:g} {row['f_beta']:.4f}{mark}"
         )
     with atomic_path(output, is_dir=True) as tmp:
@@ -111,6 +119,7 @@ def calibrate_command(
                     "data": str(data),
                     "beta": beta,
                     "min_precision": floor,
+                    "confidence": confidence,
                     "min_precision_reached": reached,
                     "chosen": chosen,
                     "sweep": rows,
@@ -119,7 +128,9 @@ def calibrate_command(
             )
             + "\n",
         )
-    rule = f"best F{beta:g}" + (f" with precision >= {floor:g}" if floor and reached else "")
+    rule = f"best F{beta:g}" + (
+        f" with precision >= {floor:g} at {confidence:g} confidence" if floor and reached else ""
+    )
     if floor and not reached:
         rule += f"; no bias reaches precision {floor:g}, so the best overall"
     typer.echo(f"Wrote {output} with outside_bias {chosen['outside_bias']:+.2f} ({rule} on {data})")
