@@ -1,33 +1,44 @@
-"""Our pipeline next to the Hugging Face Trainer recipe, on the same backbone, data, epochs and CPU, in one run.
+"""The default recipe next to the Hugging Face Trainer recipe, on several corpora, same backbone and CPU, one run.
 
-Both train on the StackOverflow NER train split mapped to TECH (corpus/stackoverflow, made by
-`spacy project run convert-so`: one sentence per document) for the same number of epochs and are scored
-with seqeval on the test split. Ours takes project.yml's StackOverflow recipe (so_batch_tokens,
-so_learn_rate); HF's is benchmarks/hf_trainer_baseline.py. Wall times are whole processes (loading,
-training, saving), measured one after the other.
+For each corpus (a folder with train.spacy, dev.spacy and test.spacy, as the convert step writes them) and each seed,
+both recipes train once, one after the other, for the same number of epochs:
 
-    python benchmarks/train_vs_hf.py --epochs 2 --seeds 0,1 --out benchmarks/results/train_vs_hf.json
+- ours: what `spacy project run all` does with that corpus, no corpus-specific setting: `scripts/train.py` with the
+  default config (its `[budget]` derives steps, warm-up, evaluation and early stopping from the corpus's size), then
+  `scripts/calibrate.py` on the dev split (the rule for own data), scored on test by `tech-ner evaluate`;
+- HF: `benchmarks/hf_trainer_baseline.py` (AutoModelForTokenClassification + Trainer, batch 16, lr 5e-5), scored on
+  test with seqeval.
 
-Each seed trains both recipes once (HF's `seed`, our `system.seed`); one seed is one sample of noise
-worth several tenths of a point here, so the verdict compares the means over the seeds given.
+The epochs are the config's `[budget] epochs` (or --epochs, given to both). Wall times are whole processes (ours:
+training and calibration). The verdict per corpus: our mean F1 (seqeval, default mode) minus HF's, and our mean wall
+time over HF's. The three corpora of issue #19:
+
+    spacy project run convert && spacy project run convert-so          # corpus/spacy, corpus/stackoverflow
+    python scripts/convert.py ../shared/data/stackoverflow_ner/train.txt -o corpus/so_all/train.spacy -n 1 \\
+        --drop-so-meta                                                    # and dev, test: the 20 types as they are
+    python benchmarks/train_vs_hf.py --corpus embedded=corpus/spacy --corpus so_tech=corpus/stackoverflow \\
+        --corpus so_fine=corpus/so_all --seeds 0,1
+
+A run is long (on 2 cores about 20 min per training of the embedded corpus and more for StackOverflow); the results
+file is rewritten after every training, so a stopped run keeps what it measured, and --resume skips the trainings
+whose results are already in the work folder.
 """
 
 import json
-import math
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import List
+from typing import Dict, List, Optional
 
 import typer
 
 ROOT = Path(__file__).resolve().parent.parent
-# sentences the padded batcher sorts by length at a time: spaCy's default, passed on and used to count the steps
-PADDED_BUFFER = 256
+sys.path[:0] = [str(ROOT)]  # this checkout's tech_ner, not an installed one
 
 
 def run(cmd: List[str], log: Path) -> float:
+    """Run a command from the repository's root, its output into `log`. RETURNS (float): Wall seconds."""
     t0 = time.perf_counter()
     with open(log, "w") as f:
         result = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
@@ -36,185 +47,186 @@ def run(cmd: List[str], log: Path) -> float:
     return time.perf_counter() - t0
 
 
-def main(
-    data: Path = typer.Option(Path("corpus/stackoverflow")),
-    config: Path = typer.Option(Path("configs/cpu_minilm.cfg")),
-    epochs: int = typer.Option(2),
-    seeds: str = typer.Option(
-        "0", help="Comma-separated seeds; each trains both recipes once, and the verdict compares the means"
-    ),
-    batch_tokens: int = typer.Option(
-        None,
-        help="Our batches: padded size in tokens (spacy.batch_by_padded.v1); default: project.yml's so_batch_tokens",
-    ),
-    batch_docs: int = typer.Option(
-        None, help="Instead of --batch-tokens: documents per batch (spacy.batch_by_sequence.v1)"
-    ),
-    learn_rate: float = typer.Option(None, help="Our peak learning rate; default: project.yml's so_learn_rate"),
-    overrides: str = typer.Option(
-        "", help="Extra config overrides for our run, e.g. '--training.optimizer.learn_rate.warmup_steps=50'"
-    ),
-    skip_hf: bool = typer.Option(False, help="Reuse the HF result files of an earlier run instead of re-running them"),
-    work: Path = typer.Option(Path("/tmp/train_vs_hf")),
-    out: Path = typer.Option(Path("benchmarks/results/train_vs_hf.json")),
-):
-    import srsly
-    from spacy.training.batchers import minibatch_by_padded_size
+def budget_epochs(config: Path) -> float:
+    from thinc.api import Config
 
-    from tech_ner.files.atomic import write_text_atomic
-    from tech_ner.corpus.docbin import read_docs
+    return float((Config().from_disk(ROOT / config, interpolate=False).get("budget") or {}).get("epochs", 0) or 0)
 
-    work.mkdir(parents=True, exist_ok=True)
-    project_vars = srsly.read_yaml(ROOT / "project.yml")["vars"]
-    if learn_rate is None:
-        learn_rate = float(project_vars["so_learn_rate"])
-    if batch_docs is None and batch_tokens is None:
-        batch_tokens = int(project_vars["so_batch_tokens"])
-    if batch_docs is not None and batch_tokens is not None:
-        raise SystemExit("give --batch-tokens or --batch-docs, not both")
-    try:
-        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
-    except ValueError:
-        raise SystemExit(f"--seeds {seeds!r}: expected comma-separated integers, like 0,1")
-    if not seed_list:
-        raise SystemExit("--seeds: give at least one seed")
-    train_docs = list(read_docs([data / "train.spacy"]))
-    n_docs = len(train_docs)
-    if batch_docs is not None:
-        steps = math.ceil(n_docs / batch_docs) * epochs
-        batcher = ["--training.batcher.size", str(batch_docs)]
-    else:
-        # batches per epoch as spaCy's padded batcher makes them (the shuffle moves the count by a batch or two)
-        steps = sum(1 for _ in minibatch_by_padded_size(train_docs, size=batch_tokens, buffer=PADDED_BUFFER)) * epochs
-        batcher = [
-            "--training.batcher.@batchers",
-            "spacy.batch_by_padded.v1",
-            "--training.batcher.size",
-            str(batch_tokens),
-            "--training.batcher.buffer",
-            str(PADDED_BUFFER),
-            "--training.batcher.discard_oversize",
-            "false",
-        ]
-    del train_docs
-    runs = []
-    for seed in seed_list:
-        run_dir = work / f"seed{seed}"
-        run_dir.mkdir(parents=True, exist_ok=True)
-        hf_json = run_dir / "hf.json"
-        row = {"seed": seed}
-        if not skip_hf:
-            hf_wall = run(
-                [
-                    sys.executable,
-                    "benchmarks/hf_trainer_baseline.py",
-                    "--train",
-                    str(data / "train.spacy"),
-                    "--test",
-                    str(data / "test.spacy"),
-                    "--epochs",
-                    str(epochs),
-                    "--seed",
-                    str(seed),
-                    "--out",
-                    str(hf_json),
-                ],
-                run_dir / "hf.log",
-            )
-            row["hf_process_seconds"] = round(hf_wall, 1)
-        row["hf"] = json.loads(hf_json.read_text())
-        ours_cmd = [
+
+def train_hf(data: Path, epochs: float, seed: int, work: Path) -> Dict:
+    out = work / "hf.json"
+    seconds = run(
+        [
+            sys.executable,
+            "benchmarks/hf_trainer_baseline.py",
+            "--train",
+            str(data / "train.spacy"),
+            "--test",
+            str(data / "test.spacy"),
+            "--epochs",
+            str(epochs),
+            "--seed",
+            str(seed),
+            "--out",
+            str(out),
+        ],
+        work / "hf.log",
+    )
+    result = json.loads(out.read_text(encoding="utf-8"))
+    return {"process_seconds": round(seconds, 1), "steps": result["steps"], **_scores(result)}
+
+
+def train_ours(data: Path, config: Path, epochs: float, seed: int, work: Path) -> Dict:
+    model = work / "ours"
+    seconds = run(
+        [
             sys.executable,
             "scripts/train.py",
             str(config),
-            str(run_dir / "ours"),
+            str(model),
             "--paths.train",
             str(data / "train.spacy"),
             "--paths.dev",
             str(data / "dev.spacy"),
             "--system.seed",
             str(seed),
-            "--training.max_epochs",
+            "--budget.epochs",
             str(epochs),
-            "--training.max_steps",
-            "0",
-            "--training.optimizer.learn_rate.total_steps",
-            str(steps),
-            "--training.eval_frequency",
-            str(steps),
-            "--corpora.dev.limit",
-            "50",
-            "--training.optimizer.learn_rate.initial_rate",
-            str(learn_rate),
-        ]
-        ours_cmd += batcher + overrides.split()
-        ours_wall = run(ours_cmd, run_dir / "ours.log")
-        run(
-            [
-                sys.executable,
-                "-m",
-                "tech_ner",
-                "evaluate",
-                str(run_dir / "ours" / "model-last"),
-                str(data / "test.spacy"),
-                "--names",
-                "test",
-                "-o",
-                str(run_dir / "ours_metrics"),
-            ],
-            run_dir / "ours_eval.log",
-        )
-        metrics = json.loads((run_dir / "ours_metrics" / "metrics.json").read_text())["test"]
-        row["ours"] = {
-            "process_seconds": round(ours_wall, 1),
-            "seqeval_default": metrics["seqeval_default"],
-            "seqeval_strict": metrics["seqeval_strict"],
-            "spacy": {k: metrics["spacy"][k] for k in ("ents_p", "ents_r", "ents_f")},
-        }
-        runs.append(row)
-        typer.echo(
-            f"seed {seed}: HF F1 {row['hf']['seqeval_default']['f']:.4f}, ours {metrics['seqeval_default']['f']:.4f}"
-        )
+            "--paths.log",
+            str(work / "train_log.jsonl"),
+        ],
+        work / "ours_train.log",
+    )
+    seconds += run(
+        [
+            sys.executable,
+            "scripts/calibrate.py",
+            str(model / "model-best"),
+            str(data / "dev.spacy"),
+            "-o",
+            str(model / "model-final"),
+            "--report",
+            str(work / "calibration.json"),
+        ],
+        work / "ours_calibrate.log",
+    )
+    run(
+        [
+            sys.executable,
+            "-m",
+            "tech_ner",
+            "evaluate",
+            str(model / "model-final"),
+            str(data / "test.spacy"),
+            "--names",
+            "test",
+            "-o",
+            str(work / "ours_metrics"),
+        ],
+        work / "ours_eval.log",
+    )
+    metrics = json.loads((work / "ours_metrics" / "metrics.json").read_text(encoding="utf-8"))["test"]
+    log = [json.loads(line) for line in (work / "train_log.jsonl").read_text(encoding="utf-8").splitlines() if line]
+    calibration = json.loads((work / "calibration.json").read_text(encoding="utf-8"))
+    return {
+        "process_seconds": round(seconds, 1),
+        "steps": max((row.get("step", 0) for row in log), default=0),
+        "outside_bias": calibration["chosen"]["outside_bias"],
+        **_scores(metrics),
+    }
 
-    def mean(values):
+
+def _scores(result: Dict) -> Dict:
+    return {key: result[key] for key in ("seqeval_default", "seqeval_strict")}
+
+
+def summary(runs: List[Dict]) -> Dict:
+    def mean(values: List[float]) -> float:
         return round(sum(values) / len(values), 4)
 
-    hf_f = mean([r["hf"]["seqeval_default"]["f"] for r in runs])
-    ours_f = mean([r["ours"]["seqeval_default"]["f"] for r in runs])
-    result = {
-        "epochs": epochs,
-        "data": str(data),
+    done = [r for r in runs if "ours" in r and "hf" in r]
+    if not done:
+        return {}
+    ours_f = mean([r["ours"]["seqeval_default"]["f"] for r in done])
+    hf_f = mean([r["hf"]["seqeval_default"]["f"] for r in done])
+    ours_s = mean([r["ours"]["process_seconds"] for r in done])
+    hf_s = mean([r["hf"]["process_seconds"] for r in done])
+    return {
+        "seeds_done": [r["seed"] for r in done],
+        "ours_f1": ours_f,
+        "hf_f1": hf_f,
+        "f1_ours_minus_hf": round(ours_f - hf_f, 4),
+        "ours_process_seconds": ours_s,
+        "hf_process_seconds": hf_s,
+        "wall_ours_over_hf": round(ours_s / hf_s, 3),
+        "target_met": ours_f >= hf_f and ours_s <= hf_s,
+    }
+
+
+def main(
+    corpus: List[str] = typer.Option(
+        ..., "--corpus", help="NAME=FOLDER with train.spacy, dev.spacy, test.spacy (repeat for each corpus)"
+    ),
+    seeds: str = typer.Option("0,1", help="Comma-separated seeds; each trains both recipes once per corpus"),
+    config: Path = typer.Option(Path("configs/cpu_minilm_shape.cfg"), help="Our config: project.yml's default"),
+    epochs: Optional[float] = typer.Option(None, help="Epochs for both recipes (default: the config's budget)"),
+    resume: bool = typer.Option(False, help="Keep the trainings already in --work"),
+    work: Path = typer.Option(Path("/tmp/train_vs_hf")),
+    out: Path = typer.Option(Path("benchmarks/results/train_vs_hf.json")),
+):
+    import os
+    import platform
+
+    from tech_ner.files.atomic import write_text_atomic
+
+    corpora = {}
+    for item in corpus:
+        name, sep, folder = item.partition("=")
+        missing = [f for f in ("train.spacy", "dev.spacy", "test.spacy") if not (Path(folder) / f).is_file()]
+        if not sep or not name or missing:
+            raise typer.BadParameter(f"{item!r}: give NAME=FOLDER, a folder with {', '.join(missing) or 'its files'}")
+        corpora[name] = Path(folder).resolve()
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"--seeds {seeds!r}: expected comma-separated integers, like 0,1")
+    n_epochs = epochs if epochs is not None else budget_epochs(config)
+    if not n_epochs > 0:
+        raise typer.BadParameter(f"{config} has no [budget] epochs: give --epochs")
+    result: Dict = {
+        "epochs": n_epochs,
+        "config": str(config),
         "seeds": seed_list,
-        "ours_settings": {
-            "steps": steps,
-            "batch_tokens": batch_tokens,
-            "batch_docs": batch_docs,
-            "learn_rate": learn_rate,
-            "train_docs": n_docs,
-            "overrides": overrides,
-            "config": str(config),
-        },
-        "runs": runs,
-        "mean": {
-            "hf_f1": hf_f,
-            "ours_f1": ours_f,
-            "ours_process_seconds": mean([r["ours"]["process_seconds"] for r in runs]),
-        },
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "corpora": {},
     }
-    verdict = {
-        "f1_ours_minus_hf (seqeval default, mean over seeds)": round(ours_f - hf_f, 4),
-        "seeds_where_ours_f1_is_at_least_hf": sum(
-            r["ours"]["seqeval_default"]["f"] >= r["hf"]["seqeval_default"]["f"] for r in runs
-        ),
-    }
-    if not skip_hf:
-        result["mean"]["hf_process_seconds"] = mean([r["hf_process_seconds"] for r in runs])
-        verdict["wall_ours_over_hf"] = round(
-            result["mean"]["ours_process_seconds"] / result["mean"]["hf_process_seconds"], 3
-        )
-    result["verdict"] = verdict
-    write_text_atomic(out, json.dumps(result, indent=2) + "\n")
-    typer.echo(json.dumps(result, indent=2))
+    for name, data in corpora.items():
+        runs: List[Dict] = []
+        result["corpora"][name] = {"data": str(data), "runs": runs}
+        for seed in seed_list:
+            row: Dict = {"seed": seed}
+            runs.append(row)
+            for recipe in ("hf", "ours"):
+                folder = work / name / f"seed{seed}"
+                done = folder / f"{recipe}.result.json"
+                if resume and done.is_file():
+                    row[recipe] = json.loads(done.read_text(encoding="utf-8"))
+                else:
+                    folder.mkdir(parents=True, exist_ok=True)
+                    row[recipe] = (
+                        train_hf(data, n_epochs, seed, folder)
+                        if recipe == "hf"
+                        else train_ours(data, config, n_epochs, seed, folder)
+                    )
+                    write_text_atomic(done, json.dumps(row[recipe], indent=2) + "\n")
+                result["corpora"][name]["verdict"] = summary(runs)
+                write_text_atomic(out, json.dumps(result, indent=2) + "\n")
+            typer.echo(
+                f"{name} seed {seed}: F1 ours {row['ours']['seqeval_default']['f']:.4f} "
+                f"({row['ours']['process_seconds']:.0f} s), HF {row['hf']['seqeval_default']['f']:.4f} "
+                f"({row['hf']['process_seconds']:.0f} s)"
+            )
+    typer.echo(json.dumps({name: c["verdict"] for name, c in result["corpora"].items()}, indent=2))
 
 
 if __name__ == "__main__":
