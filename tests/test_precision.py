@@ -11,6 +11,7 @@ import spacy
 import tech_ner.pipeline.precision as precision_module
 from tech_ner.packaging.package import rank_precisions, speed_summary, time_interleaved, with_precision_component
 from tech_ner.pipeline.precision import current_precision
+from tech_ner.pipeline.reduced import CACHE_CAPACITY, CACHE_VARS
 
 
 def packaged(tiny_pipeline, tmp_path, record):
@@ -27,6 +28,10 @@ def packaged(tiny_pipeline, tmp_path, record):
 def cpu(monkeypatch):
     """cpu(bf16=..., int8=...): pretend to run on a CPU with or without native bfloat16 and an int8 engine."""
     monkeypatch.delenv("TECH_NER_PRECISION", raising=False)
+    for names in CACHE_VARS:  # set, then removed: so that what a load sets is undone after the test
+        for name in names:
+            monkeypatch.setenv(name, "")
+            monkeypatch.delenv(name)
     monkeypatch.setattr(precision_module, "_WARNED", set())
 
     def _cpu(*, bf16: bool, int8: bool = True):
@@ -68,21 +73,21 @@ def test_bf16_chosen_at_packaging_is_applied_where_native(tiny_pipeline, tmp_pat
     assert component.applied == "bf16" and "measured" in component.reason
 
 
-def test_bf16_bounds_onednns_primitive_cache_unless_the_user_set_it(tiny_pipeline, tmp_path, cpu, monkeypatch):
-    from tech_ner.pipeline.reduced import ONEDNN_CACHE_ENTRIES, ONEDNN_CACHE_VAR
-
+def test_bf16_bounds_the_kernel_caches_unless_the_user_set_them(tiny_pipeline, tmp_path, cpu, monkeypatch):
     path = packaged(tiny_pipeline, tmp_path, BF16_WON)
-    cpu(bf16=True)
-    monkeypatch.delenv(ONEDNN_CACHE_VAR, raising=False)
-    spacy.load(path)
-    assert os.environ[ONEDNN_CACHE_VAR] == ONEDNN_CACHE_ENTRIES  # every new batch shape would stay cached
-    monkeypatch.setenv(ONEDNN_CACHE_VAR, "256")
-    spacy.load(path)
-    assert os.environ[ONEDNN_CACHE_VAR] == "256"
-    monkeypatch.delenv(ONEDNN_CACHE_VAR)
     cpu(bf16=False)
-    spacy.load(path)  # fp32 here: oneDNN's cache is left as it is
-    assert ONEDNN_CACHE_VAR not in os.environ
+    spacy.load(path)  # fp32 here: the caches are left as they are
+    assert not any(name in os.environ for names in CACHE_VARS for name in names)
+    cpu(bf16=True)
+    spacy.load(path)
+    assert [os.environ.get(names[0]) for names in CACHE_VARS] == [CACHE_CAPACITY] * len(CACHE_VARS)
+    for names in CACHE_VARS:  # a value the user set, under any of a library's names, is kept
+        for name in names:
+            for other in names:
+                monkeypatch.delenv(other, raising=False)
+            monkeypatch.setenv(name, "256")
+            spacy.load(path)
+            assert os.environ[name] == "256" and not any(other in os.environ for other in names if other != name)
 
 
 def test_a_package_with_only_the_old_record_falls_back_too(tiny_pipeline, tmp_path, cpu):

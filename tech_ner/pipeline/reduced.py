@@ -7,11 +7,24 @@ from typing import Any
 
 ATTR = "tech_ner_precision"  # on the transformer's thinc model: the precision applied
 
-# oneDNN, which runs torch's bf16 matrix products on CPU, keeps every primitive it made for a new shape (1,024 by
-# default), and every batch of texts has a new shape (its number of 128-piece windows): measured, RSS grew by about
-# 25 MB per batch over a 10 MB document (2.5 GB at the end). A few entries are enough for one batch's shapes.
-# oneDNN reads the variable when it makes its first primitive; a value the user set is kept.
-ONEDNN_CACHE_VAR, ONEDNN_CACHE_ENTRIES = "ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16"
+# torch's bf16 matrix products on CPU go through ideep and oneDNN, and both keep what they made for every new shape
+# (ideep's LRU cache and oneDNN's primitive cache, 1,024 entries each by default); every batch of texts has a new
+# shape (its number of 128-piece windows), so RSS grew with every batch: about 25 MB a batch over a 10 MB document,
+# and from 649 to 866 MB between batches over 14,000 documents of 300 words. A few entries hold one batch's shapes.
+# Each library reads its variable once, when it first runs; a value the user set (either name) is kept.
+CACHE_CAPACITY = "16"
+CACHE_VARS = (
+    ("LRU_CACHE_CAPACITY",),  # ideep (torch's mkldnn bridge)
+    ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "DNNL_PRIMITIVE_CACHE_CAPACITY"),  # oneDNN, and its older name
+)
+
+
+def bound_kernel_caches() -> None:
+    """Cap the per-shape caches of ideep and oneDNN at `CACHE_CAPACITY` entries, in this process and the ones it
+    starts, unless the user set them; no effect once a bf16 product has run in this process."""
+    for names in CACHE_VARS:
+        if not any(name in os.environ for name in names):
+            os.environ[names[0]] = CACHE_CAPACITY
 
 
 class _AutocastForward:
@@ -88,7 +101,7 @@ def apply_to(pipe: Any, precision: str) -> str:
             warnings.simplefilter("ignore", UserWarning)
             torch.ao.quantization.quantize_dynamic(hf_model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
     elif precision == "bf16":
-        os.environ.setdefault(ONEDNN_CACHE_VAR, ONEDNN_CACHE_ENTRIES)
+        bound_kernel_caches()
         for module in hf_model.modules():
             if isinstance(module, torch.nn.Linear):
                 module.to(torch.bfloat16)
