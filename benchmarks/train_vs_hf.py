@@ -3,14 +3,17 @@
 For each corpus (a folder with train.spacy, dev.spacy and test.spacy, as the convert step writes them) and each seed,
 both recipes train once, one after the other, for the same number of epochs:
 
-- ours: what `spacy project run all` does with that corpus, no corpus-specific setting: `scripts/train.py` with the
-  default config (its `[budget]` derives steps, warm-up, evaluation and early stopping from the corpus's size), then
-  `scripts/calibrate.py` on the dev split (the rule for own data), scored on test by `tech-ner evaluate`;
+- ours: what `spacy project run all` does with your corpus, no corpus-specific setting: `scripts/train.py` with the
+  default config (project.yml's `config`; its `[budget]` derives steps, warm-up, evaluation and early stopping from
+  the corpus's size), then `scripts/calibrate.py` on the dev split (the rule for own data: the embedded corpus's own
+  workflow calibrates on the wild dev set instead, which HF's recipe has no use for), scored on test by `tech-ner
+  evaluate`;
 - HF: `benchmarks/hf_trainer_baseline.py` (AutoModelForTokenClassification + Trainer, batch 16, lr 5e-5), scored on
   test with seqeval.
 
-The epochs are the config's `[budget] epochs` (or --epochs, given to both). Wall times are whole processes (ours:
-training and calibration). The verdict per corpus: our mean F1 (seqeval, default mode) minus HF's, and our mean wall
+The epoch budget is the config's `[budget] epochs` (or --epochs), given to both; ours may stop early on dev (the
+epochs it ran are recorded). Wall times are whole processes: ours, training and calibration; HF's, training and its
+prediction of the test split (our scoring of test is not counted). The verdict per corpus: our mean F1 (seqeval, default mode) minus HF's, and our mean wall
 time over HF's. The three corpora of issue #19:
 
     spacy project run convert && spacy project run convert-so          # corpus/spacy, corpus/stackoverflow
@@ -25,6 +28,9 @@ whose results are already in the work folder.
 """
 
 import json
+import os
+import platform
+import re
 import subprocess
 import sys
 import time
@@ -48,12 +54,14 @@ def run(cmd: List[str], log: Path) -> float:
 
 
 def budget_epochs(config: Path) -> float:
+    """RETURNS (float): The `[budget] epochs` of a config (0 when it has none)."""
     from thinc.api import Config
 
     return float((Config().from_disk(ROOT / config, interpolate=False).get("budget") or {}).get("epochs", 0) or 0)
 
 
 def train_hf(data: Path, epochs: float, seed: int, work: Path) -> Dict:
+    """Train and score the HF Trainer recipe once. RETURNS (Dict): wall seconds, steps, seqeval scores on test."""
     out = work / "hf.json"
     seconds = run(
         [
@@ -77,6 +85,8 @@ def train_hf(data: Path, epochs: float, seed: int, work: Path) -> Dict:
 
 
 def train_ours(data: Path, config: Path, epochs: float, seed: int, work: Path) -> Dict:
+    """Train, calibrate and score the default recipe once. RETURNS (Dict): wall seconds (training and calibration),
+    steps, the epoch it ended in, the bias chosen, seqeval scores on test."""
     model = work / "ours"
     seconds = run(
         [
@@ -131,6 +141,8 @@ def train_ours(data: Path, config: Path, epochs: float, seed: int, work: Path) -
     return {
         "process_seconds": round(seconds, 1),
         "steps": max((row.get("step", 0) for row in log), default=0),
+        # spaCy's epoch counter (from 0) at the last evaluation: below the budget when early stopping ended it
+        "last_epoch": max((row.get("epoch", 0) for row in log), default=0),
         "outside_bias": calibration["chosen"]["outside_bias"],
         **_scores(metrics),
     }
@@ -141,6 +153,9 @@ def _scores(result: Dict) -> Dict:
 
 
 def summary(runs: List[Dict]) -> Dict:
+    """The verdict over the seeds both recipes finished: mean F1 and wall time of each, their difference and ratio,
+    and the spread of the per-seed F1 differences (one seed is one sample of noise)."""
+
     def mean(values: List[float]) -> float:
         return round(sum(values) / len(values), 4)
 
@@ -151,8 +166,10 @@ def summary(runs: List[Dict]) -> Dict:
     hf_f = mean([r["hf"]["seqeval_default"]["f"] for r in done])
     ours_s = mean([r["ours"]["process_seconds"] for r in done])
     hf_s = mean([r["hf"]["process_seconds"] for r in done])
+    diffs = [r["ours"]["seqeval_default"]["f"] - r["hf"]["seqeval_default"]["f"] for r in done]
     return {
         "seeds_done": [r["seed"] for r in done],
+        "f1_difference_per_seed_min_max": [round(min(diffs), 4), round(max(diffs), 4)],
         "ours_f1": ours_f,
         "hf_f1": hf_f,
         "f1_ours_minus_hf": round(ours_f - hf_f, 4),
@@ -168,36 +185,45 @@ def main(
         ..., "--corpus", help="NAME=FOLDER with train.spacy, dev.spacy, test.spacy (repeat for each corpus)"
     ),
     seeds: str = typer.Option("0,1", help="Comma-separated seeds; each trains both recipes once per corpus"),
-    config: Path = typer.Option(Path("configs/cpu_minilm_shape.cfg"), help="Our config: project.yml's default"),
+    config: Optional[Path] = typer.Option(None, help="Our config (default: project.yml's `config`)"),
     epochs: Optional[float] = typer.Option(None, help="Epochs for both recipes (default: the config's budget)"),
     resume: bool = typer.Option(False, help="Keep the trainings already in --work"),
     work: Path = typer.Option(Path("/tmp/train_vs_hf")),
     out: Path = typer.Option(Path("benchmarks/results/train_vs_hf.json")),
 ):
-    import os
-    import platform
+    """Train both recipes on each corpus and seed, and write the verdict per corpus."""
+    import srsly
 
     from tech_ner.files.atomic import write_text_atomic
 
-    corpora = {}
+    if config is None:
+        config = Path("configs") / f"{srsly.read_yaml(ROOT / 'project.yml')['vars']['config']}.cfg"
+    corpora: Dict[str, Path] = {}
     for item in corpus:
         name, sep, folder = item.partition("=")
+        if not sep or not re.fullmatch(r"[\w.-]+", name) or name in corpora:
+            raise typer.BadParameter(f"--corpus {item!r}: give NAME=FOLDER, each NAME once (letters, digits, . _ -)")
         missing = [f for f in ("train.spacy", "dev.spacy", "test.spacy") if not (Path(folder) / f).is_file()]
-        if not sep or not name or missing:
-            raise typer.BadParameter(f"{item!r}: give NAME=FOLDER, a folder with {', '.join(missing) or 'its files'}")
+        if missing:
+            raise typer.BadParameter(f"--corpus {name}: {folder} has no {', '.join(missing)}; run the convert step")
         corpora[name] = Path(folder).resolve()
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
         raise typer.BadParameter(f"--seeds {seeds!r}: expected comma-separated integers, like 0,1")
+    if not seed_list:
+        raise typer.BadParameter("--seeds: give at least one seed, like 0,1")
+    if epochs is not None and not epochs > 0:
+        raise typer.BadParameter(f"--epochs {epochs}: give a number above 0")
     n_epochs = epochs if epochs is not None else budget_epochs(config)
     if not n_epochs > 0:
         raise typer.BadParameter(f"{config} has no [budget] epochs: give --epochs")
+    work = work.resolve()  # the trainings run from the repository's root
     result: Dict = {
         "epochs": n_epochs,
         "config": str(config),
         "seeds": seed_list,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "corpora": {},
     }
     for name, data in corpora.items():
@@ -209,15 +235,20 @@ def main(
             for recipe in ("hf", "ours"):
                 folder = work / name / f"seed{seed}"
                 done = folder / f"{recipe}.result.json"
-                if resume and done.is_file():
-                    row[recipe] = json.loads(done.read_text(encoding="utf-8"))
+                setup = {"data": str(data), "epochs": n_epochs, "config": str(config)}
+                kept = json.loads(done.read_text(encoding="utf-8")) if resume and done.is_file() else {}
+                if kept.get("setup") == setup:  # an earlier training of the same corpus, budget and config
+                    row[recipe] = kept
                 else:
                     folder.mkdir(parents=True, exist_ok=True)
-                    row[recipe] = (
-                        train_hf(data, n_epochs, seed, folder)
-                        if recipe == "hf"
-                        else train_ours(data, config, n_epochs, seed, folder)
-                    )
+                    row[recipe] = {
+                        "setup": setup,
+                        **(
+                            train_hf(data, n_epochs, seed, folder)
+                            if recipe == "hf"
+                            else train_ours(data, config, n_epochs, seed, folder)
+                        ),
+                    }
                     write_text_atomic(done, json.dumps(row[recipe], indent=2) + "\n")
                 result["corpora"][name]["verdict"] = summary(runs)
                 write_text_atomic(out, json.dumps(result, indent=2) + "\n")
@@ -226,7 +257,14 @@ def main(
                 f"({row['ours']['process_seconds']:.0f} s), HF {row['hf']['seqeval_default']['f']:.4f} "
                 f"({row['hf']['process_seconds']:.0f} s)"
             )
-    typer.echo(json.dumps({name: c["verdict"] for name, c in result["corpora"].items()}, indent=2))
+    for name, found in result["corpora"].items():
+        v = found["verdict"]
+        typer.echo(
+            f"{name}: F1 ours {v['ours_f1']:.4f} vs HF {v['hf_f1']:.4f} ({v['f1_ours_minus_hf']:+.4f}; per seed "
+            f"{v['f1_difference_per_seed_min_max'][0]:+.4f} to {v['f1_difference_per_seed_min_max'][1]:+.4f}), "
+            f"wall {v['wall_ours_over_hf']:.2f}x, target {'met' if v['target_met'] else 'NOT met'}"
+        )
+    typer.echo(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -48,6 +48,8 @@ def test_sweep_scores_each_bias_and_choose_prefers_the_smallest_change(nlp, gold
     assert rows[1]["r"] == 0.0 and rows[1]["f"] == 0.0  # nothing is tagged against such a bias
     assert rows[1]["predicted"] == 0 and rows[1]["p_low"] == 0.0
     assert rows[0]["predicted"] > 0 and rows[0]["p_low"] <= rows[0]["p"]
+    at_half = sweep(nlp, gold, biases=(0.0,), confidence=0.5)[0]  # the bound at 0.5 is the scorer's precision
+    assert at_half["p_low"] == at_half["p"] and at_half["predicted"] == rows[0]["predicted"]
     tie = [
         {"outside_bias": 1.0, "f_beta": 0.5, "p": 0.62, "p_low": 0.6},
         {"outside_bias": -0.5, "f_beta": 0.5, "p": 0.52, "p_low": 0.5},
@@ -71,6 +73,9 @@ def test_precision_lower_bound_is_wilsons_and_tightens_with_the_sample():
     bounds = [precision_lower_bound(87 * k, 100 * k, 0.9) for k in (1, 3, 10, 100)]
     assert bounds == sorted(bounds) and bounds[-1] < 0.87 and bounds[0] < 0.85 < bounds[-1]
     assert precision_lower_bound(0, 0, 0.9) == 0.0 and precision_lower_bound(5, 5, 0.9) < 1.0
+    assert precision_lower_bound(0, 10, 0.9) == 0.0  # never below 0 (the formula rounds to -1e-17)
+    with pytest.raises(ValueError, match="confidence"):
+        precision_lower_bound(5, 10, 1.0)
 
 
 def test_calibrate_writes_a_pipeline_that_loads_with_its_bias(tiny_pipeline, tiny_corpus, tmp_path):
@@ -107,10 +112,11 @@ def test_calibrate_picks_its_data_from_the_corpus_folder(tiny_pipeline, tiny_cor
     (corpus / "wild_dev.spacy").write_bytes((tiny_corpus / "dev.spacy").read_bytes())
     res = runner.invoke(app, ["calibrate", str(tiny_pipeline), "--corpus-dir", str(corpus), "-o", str(tmp_path / "w")])
     assert res.exit_code == 0, res.output
-    assert "with precision >= 0.85" in res.output or "no bias reaches precision 0.85" in res.output
+    # the tiny model is far from precise: no bias reaches the floor, and the run says so
+    assert "no bias has precision >= 0.85 at its 90% lower confidence bound" in res.output
 
 
-@pytest.mark.parametrize("problem", ["labels", "beta", "floor", "keep", "both"])
+@pytest.mark.parametrize("problem", ["labels", "beta", "floor", "keep", "both", "confidence", "confidence_low"])
 def test_calibrate_refuses_in_one_line_and_writes_nothing(problem, tiny_pipeline, tiny_corpus, tmp_path):
     data, out, extra = tiny_corpus / "dev.spacy", tmp_path / "out", []
     if problem == "labels":
@@ -123,6 +129,10 @@ def test_calibrate_refuses_in_one_line_and_writes_nothing(problem, tiny_pipeline
         extra = ["--beta", "nan"]
     elif problem == "floor":
         extra = ["--min-precision", "1.5"]
+    elif problem == "confidence":
+        extra = ["--confidence", "1"]
+    elif problem == "confidence_low":
+        extra = ["--confidence", "0.4"]
     elif problem == "keep":
         out.mkdir()
         (out / "notes.txt").write_text("mine")

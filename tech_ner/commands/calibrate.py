@@ -77,7 +77,7 @@ def calibrate_command(
     if not (beta > 0 and beta < float("inf")):
         raise InputError(None, None, f"--beta {beta}: give a number above 0")
     if not 0.5 <= confidence < 1:
-        raise InputError(None, None, f"--confidence {confidence}: give a number from 0.5 up to, not including, 1")
+        raise InputError(None, None, f"--confidence {confidence}: give a number from 0.5 to below 1, e.g. 0.9")
     if not 0 <= floor <= 1:
         raise InputError(None, None, f"--min-precision {floor}: give a number from 0 to 1")
     same_file(output, [model, data])
@@ -128,9 +128,8 @@ def calibrate_command(
             )
             + "\n",
         )
-    rule = f"best F{beta:g}" + (
-        f" with precision >= {floor:g} at {confidence:g} confidence" if floor and reached else ""
-    )
+    bound = f"precision >= {floor:g} at its {confidence:.0%} lower confidence bound"
+    rule = f"best F{beta:g}" + (f" with {bound}" if floor and reached else "")
     if floor and not reached:
-        rule += f"; no bias reaches precision {floor:g}, so the best overall"
+        rule += f"; no bias has {bound}, so the best overall"
     typer.echo(f"Wrote {output} with outside_bias {chosen['outside_bias']:+.2f} ({rule} on {data})")
