@@ -34,6 +34,8 @@ from tech_ner.files.problems import InputError  # noqa: E402
 
 from .test_extract import SENTENCES, read_rows  # noqa: E402
 
+PIECE_CHARS = 500  # every run here, single-host and Ray alike, cuts long texts the same way
+
 
 def run(*args):
     return CliRunner().invoke(app, ["extract", *[str(a) for a in args]])
@@ -90,9 +92,9 @@ def inputs_of(corpus):
 
 @pytest.fixture(scope="module")
 def single_host(tiny_pipeline, corpus, tmp_path_factory):
-    """The real single-host `tech-ner extract` output for the corpus."""
+    """The real single-host `tech-ner extract` output for the corpus, long texts cut as the Ray runs cut them."""
     out = tmp_path_factory.mktemp("single") / "out.jsonl"
-    res = run(*inputs_of(corpus), "-o", out, "-m", tiny_pipeline, "--no-progress")
+    res = run(*inputs_of(corpus), "-o", out, "-m", tiny_pipeline, "--no-progress", "--max-piece-chars", PIECE_CHARS)
     assert res.exit_code == 0, res.output
     return read_rows(out)
 
@@ -115,7 +117,7 @@ def ray_output(ray_local, tiny_pipeline, corpus, tmp_path_factory):
         "--block-records",
         4,
         "--max-piece-chars",
-        500,
+        PIECE_CHARS,
     )
     assert res.exit_code == 0, res.output
     return out, res
@@ -219,7 +221,7 @@ def test_resume_writes_only_the_missing_shards(ray_output, single_host, tiny_pip
         workers=1,
         resume=True,
         block_records=4,
-        max_piece_chars=500,
+        max_piece_chars=PIECE_CHARS,
     )
     assert (stats.shards, stats.shards_resumed) == (2, len(shards) - 2)
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*") if p.name in kept} == kept
@@ -282,12 +284,12 @@ def test_uris_in_and_out(ray_local, tiny_pipeline, corpus, tmp_path):
         tiny_pipeline,
         "--no-progress",
         "--max-piece-chars",
-        500,
+        PIECE_CHARS,
     )
     assert reference.exit_code == 0, reference.output
     out = f"file://{tmp_path}/shards"
     stats = dist.extract_distributed(
-        str(tiny_pipeline), [f"file://{corpus}/*.jsonl"], out, workers=1, block_records=7, max_piece_chars=500
+        str(tiny_pipeline), [f"file://{corpus}/*.jsonl"], out, workers=1, block_records=7, max_piece_chars=PIECE_CHARS
     )
     expected = [{**r, "error": r["error"] and f"file://{r['error']}"} for r in read_rows(tmp_path / "single.jsonl")]
     assert same_rows(list(dist.read_output(out)), expected) and stats.rows == len(expected)
