@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 from inference_speed import corpus_sentences, make_long_document, run_in_child  # noqa: E402
 
+from tech_ner.apps.extract import DEFAULT_MAX_PIECE_CHARS  # noqa: E402
+
 TARGET_MB = 2048
 
 
@@ -79,7 +81,7 @@ def measure(args: Dict) -> Dict:
 def main(
     model: Optional[str] = typer.Option(None, help="Trained pipeline folder or package (required; see the docstring)"),
     mb: float = typer.Option(10.0, help="Size of the document in millions of characters"),
-    max_piece_chars: int = typer.Option(2_500, help="tech-ner extract --max-piece-chars"),
+    max_piece_chars: int = typer.Option(DEFAULT_MAX_PIECE_CHARS, help="tech-ner extract --max-piece-chars"),
     batch_size: int = typer.Option(64, help="Pieces per nlp.pipe batch"),
     bio_dir: Path = typer.Option(Path("corpus/bio")),
     out: Path = typer.Option(Path("benchmarks/results/long_document.json")),

@@ -87,6 +87,8 @@ def train_hf(data: Path, epochs: float, seed: int, work: Path) -> Dict:
 def train_ours(data: Path, config: Path, epochs: float, seed: int, work: Path) -> Dict:
     """Train, calibrate and score the default recipe once. RETURNS (Dict): wall seconds (training and calibration),
     steps, the epoch it ended in, the bias chosen, seqeval scores on test."""
+    from tech_ner.evaluation.plots import read_training_log
+
     model = work / "ours"
     seconds = run(
         [
@@ -136,7 +138,7 @@ def train_ours(data: Path, config: Path, epochs: float, seed: int, work: Path) -
         work / "ours_eval.log",
     )
     metrics = json.loads((work / "ours_metrics" / "metrics.json").read_text(encoding="utf-8"))["test"]
-    log = [json.loads(line) for line in (work / "train_log.jsonl").read_text(encoding="utf-8").splitlines() if line]
+    log = read_training_log(work / "train_log.jsonl")
     calibration = json.loads((work / "calibration.json").read_text(encoding="utf-8"))
     return {
         "process_seconds": round(seconds, 1),
