@@ -121,16 +121,31 @@ def test_epoch_budget_scales_with_the_corpus(tiny_corpus):
     from tech_ner.training.train import epoch_budget
 
     cfg = load_config(ROOT / "configs" / "cpu_minilm.cfg", interpolate=False)
-    cfg["budget"]["epochs"] = 3
     overrides = {"paths.train": str(tiny_corpus / "train.spacy"), "paths.dev": str(tiny_corpus / "dev.spacy")}
-    budget = epoch_budget(cfg, overrides)
-    # 8 sentences in documents of 2 = 4 documents; batches of 3 documents: 2 batches an epoch
-    assert budget == {
-        "training.max_steps": 6,
+    # 8 short sentences: one batch of at most 600 words an epoch; so few words get the most passes, max_epochs
+    assert cfg["budget"]["max_epochs"] == 10
+    assert epoch_budget(cfg, overrides) == {
+        "training.max_steps": 10,
         "training.eval_frequency": 1,
-        "training.patience": 4,
-        "training.optimizer.learn_rate.warmup_steps": 1,
+        "training.patience": 2,
+        "training.optimizer.learn_rate.warmup_steps": 2,
     }
+    cfg["budget"]["epochs"] = 3  # fixed passes win over the words
+    assert epoch_budget(cfg, overrides)["training.max_steps"] == 3
     assert epoch_budget(cfg, {**overrides, "training.max_steps": 2}) == {}  # an explicit override wins
     cfg["budget"]["epochs"] = 0
+    cfg["budget"]["words"] = 0
     assert epoch_budget(cfg, overrides) == {}
+
+
+def test_budget_epochs_fall_as_the_corpus_grows():
+    from tech_ner.training.train import budget_epochs
+
+    budget = {"epochs": 0, "words": 600000, "min_epochs": 2, "max_epochs": 10}
+    assert budget_epochs(budget, 94261) == 6.37  # the embedded corpus's train split
+    assert budget_epochs(budget, 137064) == 4.38  # StackOverflow's
+    assert budget_epochs(budget, 200000) == 3.0
+    assert budget_epochs(budget, 2_000_000) == 2.0  # never under min_epochs
+    assert budget_epochs(budget, 1000) == 10.0  # nor over max_epochs
+    assert budget_epochs({**budget, "epochs": 1.5}, 1000) == 1.5
+    assert budget_epochs({**budget, "words": 0}, 1000) == 0.0

@@ -1,12 +1,15 @@
 """Training through spaCy's config system, with the project's functions registered.
 
-A config's `[budget]` section gives the training length in epochs (passes over the training data), so that one
-recipe fits a corpus of any size: `max_steps`, `eval_frequency`, `patience` (early stopping) and the warm-up are
-derived from the epochs and the number of batches the configured batcher makes of the training corpus.
+A config's `[budget]` section gives the training length in passes over the training data (epochs), so that one
+recipe fits a corpus of any size. The passes come from the corpus's size: `words` word passes in all, so a small
+corpus is seen more often than a large one, within `min_epochs` and `max_epochs` (or `epochs`, when above 0, fixes
+them). `max_steps`, `eval_frequency`, `patience` (early stopping) and the warm-up are then derived from the epochs and
+the number of batches the configured batcher makes of the training corpus.
 """
+
 import math
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from . import registrations  # noqa: F401  (the config functions a training config names)
 from ..pipeline.backbone import resolve_backbone
@@ -43,27 +46,44 @@ def train(config: Path, output: Path, *, overrides: Optional[Dict[str, object]] 
     return output
 
 
-def batches_per_epoch(cfg, train_path: str) -> int:
-    """How many batches the config's training batcher makes of one pass over the training corpus."""
+def corpus_size(cfg, train_path: str) -> Tuple[int, int]:
+    """RETURNS (Tuple[int, int]): The batches the config's training batcher makes of one pass over the training
+    corpus, and the corpus's words (tokens)."""
     import spacy
     from spacy.training.corpus import Corpus
     from spacy.util import registry
 
     nlp = spacy.blank(cfg["nlp"]["lang"])
     batcher = registry.resolve({"batcher": cfg["training"]["batcher"]})["batcher"]
-    examples = Corpus(train_path, max_length=0)(nlp)
-    return max(1, sum(1 for _ in batcher(examples)))
+    examples = list(Corpus(train_path, max_length=0)(nlp))
+    words = sum(len(eg.reference) for eg in examples)
+    return max(1, sum(1 for _ in batcher(examples))), words
+
+
+def budget_epochs(budget: Dict[str, Any], words: int) -> float:
+    """The passes over a training corpus of `words` words that a `[budget]` section gives: `epochs` when above 0,
+    else `words` (the budget's word passes) over the corpus's words, within min_epochs and max_epochs, to two
+    decimals. RETURNS (float): The epochs; 0 when the budget is off (no epochs and no words).
+    """
+    epochs = float(budget.get("epochs", 0) or 0)
+    if epochs > 0:
+        return epochs
+    passes = float(budget.get("words", 0) or 0)
+    if passes <= 0:
+        return 0.0
+    low = float(budget.get("min_epochs", 1) or 1)
+    high = float(budget.get("max_epochs", 0) or 0) or math.inf
+    return round(min(high, max(low, passes / max(1, words))), 2)
 
 
 def epoch_budget(cfg, overrides: Dict[str, Any]) -> Dict[str, Any]:
-    """The overrides that `[budget]` implies for this corpus; none when the budget is off (epochs 0 or no
+    """The overrides that `[budget]` implies for this corpus; none when the budget is off (epochs and words 0, or no
     section) or when `training.max_steps` is given explicitly (an override wins).
 
     RETURNS (Dict[str, Any]): training.max_steps, eval_frequency, patience and the warm-up steps.
     """
     budget = cfg.get("budget") or {}
-    epochs = float(budget.get("epochs", 0) or 0)
-    if epochs <= 0 or "training.max_steps" in overrides:
+    if not (budget.get("epochs") or budget.get("words")) or "training.max_steps" in overrides:
         return {}
     resolved = cfg.copy()
     for key, value in overrides.items():  # the paths given on the command line, for the corpus and batcher
@@ -71,7 +91,8 @@ def epoch_budget(cfg, overrides: Dict[str, Any]) -> Dict[str, Any]:
         if section in resolved and "." not in name:
             resolved[section][name] = value
     resolved = resolved.interpolate()
-    per_epoch = batches_per_epoch(resolved, str(resolved["paths"]["train"]))
+    per_epoch, words = corpus_size(resolved, str(resolved["paths"]["train"]))
+    epochs = budget_epochs(budget, words)
     steps = max(1, math.ceil(epochs * per_epoch))
     evals = max(1, int(budget.get("evals_per_epoch", 2)))
     out = {
