@@ -125,6 +125,7 @@ def test_epoch_budget_scales_with_the_corpus(tiny_corpus):
     # 8 short sentences: one batch of at most 600 words an epoch; so few words get the most passes, max_epochs
     assert cfg["budget"]["max_epochs"] == 10
     assert epoch_budget(cfg, overrides) == {
+        "budget.epochs": 10.0,
         "training.max_steps": 10,
         "training.eval_frequency": 1,
         "training.patience": 2,

@@ -37,6 +37,11 @@ def train(config: Path, output: Path, *, overrides: Optional[Dict[str, object]] 
             raise InputError(None, None, f"--{key} {value}: no such corpus; run `spacy project run convert` first")
     budget = epoch_budget(cfg, overrides)
     overrides.update(budget)
+    if budget:
+        print(
+            f"Budget: {budget['budget.epochs']:g} epochs, {budget['training.max_steps']} steps, evaluation every "
+            f"{budget['training.eval_frequency']}, early stop after {budget['training.patience']} without a better dev score"
+        )
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     log = overrides.get("paths.log", cfg["paths"].get("log"))
@@ -80,7 +85,8 @@ def epoch_budget(cfg, overrides: Dict[str, Any]) -> Dict[str, Any]:
     """The overrides that `[budget]` implies for this corpus; none when the budget is off (epochs and words 0, or no
     section) or when `training.max_steps` is given explicitly (an override wins).
 
-    RETURNS (Dict[str, Any]): training.max_steps, eval_frequency, patience and the warm-up steps.
+    RETURNS (Dict[str, Any]): budget.epochs (the passes derived), training.max_steps, eval_frequency, patience and the
+        warm-up steps.
     """
     budget = cfg.get("budget") or {}
     if not (budget.get("epochs") or budget.get("words")) or "training.max_steps" in overrides:
@@ -96,6 +102,7 @@ def epoch_budget(cfg, overrides: Dict[str, Any]) -> Dict[str, Any]:
     steps = max(1, math.ceil(epochs * per_epoch))
     evals = max(1, int(budget.get("evals_per_epoch", 2)))
     out = {
+        "budget.epochs": epochs,  # saved with the pipeline: the passes this corpus got
         "training.max_steps": steps,
         "training.eval_frequency": max(1, per_epoch // evals),
         "training.patience": math.ceil(float(budget.get("patience_epochs", 0) or 0) * per_epoch),
