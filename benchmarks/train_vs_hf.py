@@ -11,7 +11,7 @@ both recipes train once, one after the other, for the same number of epochs:
 - HF: `benchmarks/hf_trainer_baseline.py` (AutoModelForTokenClassification + Trainer, batch 16, lr 5e-5), scored on
   test with seqeval.
 
-The epochs are what the config's `[budget]` gives the corpus (its word passes over the train split's words, within
+The epochs are what the config's `[budget]` gives the corpus (its word_passes over the train split's words, within
 its min and max epochs; or --epochs), given to both; ours may stop early on dev (the epochs it ran are recorded).
 Wall times are whole processes: ours, training and calibration; HF's, training and its prediction of the test split
 (our scoring of test is not counted). The verdict per corpus: our mean F1 (seqeval, default mode) minus HF's, and
@@ -66,7 +66,7 @@ def corpus_epochs(config: Path, data: Path) -> float:
     from tech_ner.training.train import budget_epochs, corpus_size
 
     cfg = load_config(ROOT / config, overrides={"paths.train": str(data / "train.spacy")}, interpolate=True)
-    return budget_epochs(cfg.get("budget") or {}, corpus_size(cfg, str(data / "train.spacy"))[1])
+    return budget_epochs(cfg.get("budget") or {}, corpus_size(cfg, str(data / "train.spacy")).words)
 
 
 def train_hf(data: Path, epochs: float, seed: int, work: Path) -> Dict:
@@ -229,7 +229,7 @@ def main(
     epochs_of = {name: epochs if epochs is not None else corpus_epochs(config, data) for name, data in corpora.items()}
     for name, n_epochs in epochs_of.items():
         if not n_epochs > 0:
-            raise typer.BadParameter(f"{config} has no [budget] epochs or words: give --epochs")
+            raise typer.BadParameter(f"--corpus {name}: {config} gives it no epochs ([budget]): give --epochs")
     work = work.resolve()  # the trainings run from the repository's root
     result: Dict = {
         "config": str(config),

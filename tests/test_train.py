@@ -125,7 +125,6 @@ def test_epoch_budget_scales_with_the_corpus(tiny_corpus):
     # 8 short sentences: one batch of at most 600 words an epoch; so few words get the most passes, max_epochs
     assert cfg["budget"]["max_epochs"] == 10
     assert epoch_budget(cfg, overrides) == {
-        "budget.epochs": 10.0,
         "training.max_steps": 10,
         "training.eval_frequency": 1,
         "training.patience": 2,
@@ -135,18 +134,80 @@ def test_epoch_budget_scales_with_the_corpus(tiny_corpus):
     assert epoch_budget(cfg, overrides)["training.max_steps"] == 3
     assert epoch_budget(cfg, {**overrides, "training.max_steps": 2}) == {}  # an explicit override wins
     cfg["budget"]["epochs"] = 0
-    cfg["budget"]["words"] = 0
+    cfg["budget"]["word_passes"] = 0
     assert epoch_budget(cfg, overrides) == {}
 
 
-def test_budget_epochs_fall_as_the_corpus_grows():
+@pytest.mark.parametrize(
+    "changes,corpus_words,epochs",
+    [
+        ({}, 94261, 6.37),  # the embedded corpus's train split
+        ({}, 137064, 4.38),  # StackOverflow's
+        ({}, 200000, 3.0),
+        ({}, 2_000_000, 2.0),  # never under min_epochs
+        ({}, 1000, 10.0),  # nor over max_epochs
+        ({}, 0, 10.0),  # an empty corpus
+        ({"max_epochs": 0}, 1000, 600.0),  # no ceiling
+        ({"epochs": 1.5}, 1000, 1.5),  # fixed passes
+        ({"epochs": -1}, 137064, 4.38),  # not above 0: the words decide
+        ({"word_passes": 0}, 1000, 0.0),  # off
+    ],
+)
+def test_budget_epochs_fall_as_the_corpus_grows(changes, corpus_words, epochs):
     from tech_ner.training.train import budget_epochs
 
-    budget = {"epochs": 0, "words": 600000, "min_epochs": 2, "max_epochs": 10}
-    assert budget_epochs(budget, 94261) == 6.37  # the embedded corpus's train split
-    assert budget_epochs(budget, 137064) == 4.38  # StackOverflow's
-    assert budget_epochs(budget, 200000) == 3.0
-    assert budget_epochs(budget, 2_000_000) == 2.0  # never under min_epochs
-    assert budget_epochs(budget, 1000) == 10.0  # nor over max_epochs
-    assert budget_epochs({**budget, "epochs": 1.5}, 1000) == 1.5
-    assert budget_epochs({**budget, "words": 0}, 1000) == 0.0
+    budget = {"epochs": 0, "word_passes": 600000, "min_epochs": 2, "max_epochs": 10, **changes}
+    assert budget_epochs(budget, corpus_words) == epochs
+
+
+@pytest.mark.parametrize("low,high", [(0, 10), (5, 2), (-1, 3)])
+def test_budget_epochs_bounds_must_make_sense(low, high):
+    from tech_ner.files.problems import InputError
+    from tech_ner.training.train import budget_epochs
+
+    with pytest.raises(InputError, match="min_epochs"):
+        budget_epochs({"word_passes": 600000, "min_epochs": low, "max_epochs": high}, 1000)
+
+
+@pytest.mark.parametrize("config", ["cpu_minilm", "cpu_minilm_shape", "gpu_bert_base"])
+def test_batches_are_about_the_configured_words_whatever_the_documents(config):
+    from spacy.tokens import Doc
+    from spacy.util import load_config, registry
+
+    import tech_ner.training.registrations  # noqa: F401
+
+    cfg = load_config(ROOT / "configs" / f"{config}.cfg", interpolate=False)
+    size = cfg["training"]["batcher"]["size"]
+    batcher = registry.resolve({"b": cfg["training"]["batcher"]})["b"]
+    vocab = spacy.blank("en").vocab
+    for words_per_doc in (12, 200):  # single sentences, documents of 10 sentences
+        docs = [Doc(vocab, words=["w"] * words_per_doc) for _ in range(50 * size // words_per_doc)]
+        sizes = [sum(len(d) for d in batch) for batch in batcher(docs)]
+        assert all(s <= size * 1.2 for s in sizes) and sum(sizes) == len(docs) * words_per_doc
+        assert min(sizes[:-1]) >= size * 0.6
+
+
+def test_the_stackoverflow_step_can_swap_in_the_padded_batcher():
+    """`spacy project run train-so` replaces the default batcher by overrides alone: the section must take them."""
+    import shlex
+
+    import srsly
+    from spacy.util import load_config, registry
+
+    import tech_ner.training.registrations  # noqa: F401
+
+    project = srsly.read_yaml(ROOT / "project.yml")
+    step = next(c for c in project["commands"] if c["name"] == "train-so")
+    words = shlex.split(step["script"][0])
+    overrides = {
+        words[i][2:]: words[i + 1].replace("${vars.so_batch_tokens}", str(project["vars"]["so_batch_tokens"]))
+        for i in range(len(words) - 1)
+        if words[i].startswith("--training.batcher.")
+    }
+    assert overrides["training.batcher.@batchers"] == "spacy.batch_by_padded.v1"
+    overrides = {
+        k: srsly.json_loads(v) if v[:1].isdigit() or v in ("true", "false") else v for k, v in overrides.items()
+    }
+    config = project["vars"]["so_config"]
+    cfg = load_config(ROOT / "configs" / f"{config}.cfg", overrides=overrides, interpolate=False)
+    assert registry.resolve({"b": cfg["training"]["batcher"]})["b"] is not None

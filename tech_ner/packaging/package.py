@@ -95,6 +95,7 @@ def training_recipe(model: Path) -> Dict:
     """The meta's account of how the pipeline was trained, from the config saved beside it (the values the run used,
     with the budget's derived steps).
 
+    model (Path): The trained pipeline's folder.
     RETURNS (Dict): the config's budget, steps, patience, batcher, learning rate and warm-up, dropout and seed; empty
         when the folder has no config.cfg.
     """
@@ -103,7 +104,7 @@ def training_recipe(model: Path) -> Dict:
         return {}
     from thinc.api import Config
 
-    cfg = Config().from_disk(path, interpolate=False)
+    cfg = Config().from_disk(path)  # interpolated: the values, not ${...} references
     training = cfg.get("training", {})
     rate = training.get("optimizer", {}).get("learn_rate", {})
 

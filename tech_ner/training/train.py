@@ -1,7 +1,7 @@
 """Training through spaCy's config system, with the project's functions registered.
 
 A config's `[budget]` section gives the training length in passes over the training data (epochs), so that one
-recipe fits a corpus of any size. The passes come from the corpus's size: `words` word passes in all, so a small
+recipe fits a corpus of any size. The passes come from the corpus's size: `word_passes` words read in all, so a small
 corpus is seen more often than a large one, within `min_epochs` and `max_epochs` (or `epochs`, when above 0, fixes
 them). `max_steps`, `eval_frequency`, `patience` (early stopping) and the warm-up are then derived from the epochs and
 the number of batches the configured batcher makes of the training corpus.
@@ -9,7 +9,7 @@ the number of batches the configured batcher makes of the training corpus.
 
 import math
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, NamedTuple, Optional
 
 from . import registrations  # noqa: F401  (the config functions a training config names)
 from ..pipeline.backbone import resolve_backbone
@@ -37,11 +37,6 @@ def train(config: Path, output: Path, *, overrides: Optional[Dict[str, object]] 
             raise InputError(None, None, f"--{key} {value}: no such corpus; run `spacy project run convert` first")
     budget = epoch_budget(cfg, overrides)
     overrides.update(budget)
-    if budget:
-        print(
-            f"Budget: {budget['budget.epochs']:g} epochs, {budget['training.max_steps']} steps, evaluation every "
-            f"{budget['training.eval_frequency']}, early stop after {budget['training.patience']} without a better dev score"
-        )
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     log = overrides.get("paths.log", cfg["paths"].get("log"))
@@ -51,45 +46,68 @@ def train(config: Path, output: Path, *, overrides: Optional[Dict[str, object]] 
     return output
 
 
-def corpus_size(cfg, train_path: str) -> Tuple[int, int]:
-    """RETURNS (Tuple[int, int]): The batches the config's training batcher makes of one pass over the training
-    corpus, and the corpus's words (tokens)."""
+class CorpusSize(NamedTuple):
+    batches: int  # the batches the training batcher makes of one pass
+    words: int  # the tokens of the corpus
+
+
+def corpus_size(cfg, train_path: str) -> CorpusSize:
+    """Measure one pass over the training corpus, streamed (the corpus is never held whole).
+
+    cfg (Config): An interpolated training config; its [nlp] lang and [training.batcher] are used.
+    train_path (str): The training DocBin.
+    RETURNS (CorpusSize): The batches the config's batcher makes of it, and its words.
+    """
     import spacy
     from spacy.training.corpus import Corpus
     from spacy.util import registry
 
     nlp = spacy.blank(cfg["nlp"]["lang"])
     batcher = registry.resolve({"batcher": cfg["training"]["batcher"]})["batcher"]
-    examples = list(Corpus(train_path, max_length=0)(nlp))
-    words = sum(len(eg.reference) for eg in examples)
-    return max(1, sum(1 for _ in batcher(examples))), words
+    words = 0
+
+    def counted(examples):
+        nonlocal words
+        for eg in examples:
+            words += len(eg.reference)
+            yield eg
+
+    batches = sum(1 for _ in batcher(counted(Corpus(train_path, max_length=0)(nlp))))
+    return CorpusSize(max(1, batches), words)
 
 
-def budget_epochs(budget: Dict[str, Any], words: int) -> float:
-    """The passes over a training corpus of `words` words that a `[budget]` section gives: `epochs` when above 0,
-    else `words` (the budget's word passes) over the corpus's words, within min_epochs and max_epochs, to two
-    decimals. RETURNS (float): The epochs; 0 when the budget is off (no epochs and no words).
+def budget_epochs(budget: Dict[str, Any], corpus_words: int) -> float:
+    """The passes over a training corpus that a `[budget]` section gives it.
+
+    budget (Dict[str, Any]): The section: `epochs` above 0 fixes the passes; else `word_passes` over the corpus's
+        words, within `min_epochs` (default 1) and `max_epochs` (default none).
+    corpus_words (int): The training corpus's words.
+    RETURNS (float): The epochs, to two decimals; 0 when the budget is off (neither epochs nor word_passes above 0).
     """
-    epochs = float(budget.get("epochs", 0) or 0)
+    epochs = float(budget.get("epochs") or 0)
     if epochs > 0:
         return epochs
-    passes = float(budget.get("words", 0) or 0)
-    if passes <= 0:
+    word_passes = float(budget.get("word_passes") or 0)
+    if word_passes <= 0:
         return 0.0
-    low = float(budget.get("min_epochs", 1) or 1)
-    high = float(budget.get("max_epochs", 0) or 0) or math.inf
-    return round(min(high, max(low, passes / max(1, words))), 2)
+    low = float(budget.get("min_epochs", 1))
+    high = float(budget.get("max_epochs") or math.inf)
+    if not 0 < low <= high:
+        raise InputError(None, None, f"[budget] min_epochs {low:g}, max_epochs {high:g}: give 0 < min_epochs <= max_epochs")
+    return round(min(high, max(low, word_passes / max(1, corpus_words))), 2)
 
 
 def epoch_budget(cfg, overrides: Dict[str, Any]) -> Dict[str, Any]:
-    """The overrides that `[budget]` implies for this corpus; none when the budget is off (epochs and words 0, or no
-    section) or when `training.max_steps` is given explicitly (an override wins).
+    """The overrides that `[budget]` implies for this corpus.
 
-    RETURNS (Dict[str, Any]): budget.epochs (the passes derived), training.max_steps, eval_frequency, patience and the
-        warm-up steps.
+    cfg (Config): The training config, not interpolated, with the overrides applied.
+    overrides (Dict[str, Any]): The dotted overrides given; an explicit `training.max_steps` switches the budget off.
+    RETURNS (Dict[str, Any]): training.max_steps, eval_frequency, patience and the warm-up steps; empty when the
+        budget is off (no section, or neither epochs nor word_passes above 0).
     """
     budget = cfg.get("budget") or {}
-    if not (budget.get("epochs") or budget.get("words")) or "training.max_steps" in overrides:
+    on = float(budget.get("epochs") or 0) > 0 or float(budget.get("word_passes") or 0) > 0
+    if not on or "training.max_steps" in overrides:
         return {}
     resolved = cfg.copy()
     for key, value in overrides.items():  # the paths given on the command line, for the corpus and batcher
@@ -97,15 +115,14 @@ def epoch_budget(cfg, overrides: Dict[str, Any]) -> Dict[str, Any]:
         if section in resolved and "." not in name:
             resolved[section][name] = value
     resolved = resolved.interpolate()
-    per_epoch, words = corpus_size(resolved, str(resolved["paths"]["train"]))
-    epochs = budget_epochs(budget, words)
-    steps = max(1, math.ceil(epochs * per_epoch))
+    size = corpus_size(resolved, str(resolved["paths"]["train"]))
+    epochs = budget_epochs(budget, size.words)
+    steps = max(1, math.ceil(epochs * size.batches))
     evals = max(1, int(budget.get("evals_per_epoch", 2)))
-    out = {
-        "budget.epochs": epochs,  # saved with the pipeline: the passes this corpus got
+    print(f"Budget: {epochs:g} epochs of {size.words:,} words in {size.batches} batches: {steps} steps")
+    return {
         "training.max_steps": steps,
-        "training.eval_frequency": max(1, per_epoch // evals),
-        "training.patience": math.ceil(float(budget.get("patience_epochs", 0) or 0) * per_epoch),
+        "training.eval_frequency": max(1, size.batches // evals),
+        "training.patience": math.ceil(float(budget.get("patience_epochs") or 0) * size.batches),
         "training.optimizer.learn_rate.warmup_steps": math.ceil(float(budget.get("warmup_share", 0.1)) * steps),
     }
-    return out
