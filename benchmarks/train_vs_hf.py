@@ -65,8 +65,8 @@ def corpus_epochs(config: Path, data: Path) -> float:
 
     from tech_ner.training.train import budget_epochs, corpus_size
 
-    cfg = load_config(ROOT / config, overrides={"paths.train": str(data / "train.spacy")}, interpolate=True)
-    return budget_epochs(cfg.get("budget") or {}, corpus_size(cfg, str(data / "train.spacy")).words)
+    cfg = load_config(ROOT / config, interpolate=False)
+    return budget_epochs(cfg.get("budget") or {}, corpus_size(str(data / "train.spacy"), cfg["nlp"]["lang"]).words)
 
 
 def train_hf(data: Path, epochs: float, seed: int, work: Path) -> Dict:

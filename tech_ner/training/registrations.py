@@ -4,5 +4,4 @@ Import it, or pass this file to spaCy's own commands: `spacy debug config CONFIG
 (spaCy imports the file alone, so it imports the package absolutely).
 """
 import tech_ner.pipeline  # noqa: F401
-import tech_ner.training.batchers  # noqa: F401
 import tech_ner.training.optimizers  # noqa: F401

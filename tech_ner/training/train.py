@@ -47,33 +47,52 @@ def train(config: Path, output: Path, *, overrides: Optional[Dict[str, object]] 
 
 
 class CorpusSize(NamedTuple):
-    batches: int  # the batches the training batcher makes of one pass
+    documents: int
     words: int  # the tokens of the corpus
 
 
-def corpus_size(cfg, train_path: str) -> CorpusSize:
-    """Measure one pass over the training corpus, streamed (the corpus is never held whole).
+def corpus_size(train_path: str, lang: str = "en") -> CorpusSize:
+    """Count a training corpus, streamed (it is never held whole).
+
+    train_path (str): The training DocBin.
+    lang (str): The language of the blank pipeline that reads it.
+    RETURNS (CorpusSize): Its documents and words.
+    """
+    import spacy
+    from spacy.training.corpus import Corpus
+
+    documents = words = 0
+    for eg in Corpus(train_path, max_length=0)(spacy.blank(lang)):
+        documents += 1
+        words += len(eg.reference)
+    return CorpusSize(documents, words)
+
+
+def batches_per_epoch(cfg, train_path: str) -> int:
+    """The batches the config's training batcher makes of one pass over the training corpus (streamed).
 
     cfg (Config): An interpolated training config; its [nlp] lang and [training.batcher] are used.
     train_path (str): The training DocBin.
-    RETURNS (CorpusSize): The batches the config's batcher makes of it, and its words.
+    RETURNS (int): At least 1.
     """
     import spacy
     from spacy.training.corpus import Corpus
     from spacy.util import registry
 
-    nlp = spacy.blank(cfg["nlp"]["lang"])
     batcher = registry.resolve({"batcher": cfg["training"]["batcher"]})["batcher"]
-    words = 0
+    examples = Corpus(train_path, max_length=0)(spacy.blank(cfg["nlp"]["lang"]))
+    return max(1, sum(1 for _ in batcher(examples)))
 
-    def counted(examples):
-        nonlocal words
-        for eg in examples:
-            words += len(eg.reference)
-            yield eg
 
-    batches = sum(1 for _ in batcher(counted(Corpus(train_path, max_length=0)(nlp))))
-    return CorpusSize(max(1, batches), words)
+def batch_documents(batch_words: float, size: CorpusSize) -> int:
+    """The documents per batch that hold about `batch_words` words of this corpus, on average.
+
+    batch_words (float): The words a batch aims at.
+    size (CorpusSize): The training corpus's counts.
+    RETURNS (int): At least 1.
+    """
+    mean_words = size.words / max(1, size.documents)
+    return max(1, round(batch_words / max(1.0, mean_words)))
 
 
 def budget_epochs(budget: Dict[str, Any], corpus_words: int) -> float:
@@ -102,8 +121,9 @@ def epoch_budget(cfg, overrides: Dict[str, Any]) -> Dict[str, Any]:
 
     cfg (Config): The training config, not interpolated, with the overrides applied.
     overrides (Dict[str, Any]): The dotted overrides given; an explicit `training.max_steps` switches the budget off.
-    RETURNS (Dict[str, Any]): training.max_steps, eval_frequency, patience and the warm-up steps; empty when the
-        budget is off (no section, or neither epochs nor word_passes above 0).
+    RETURNS (Dict[str, Any]): training.batcher.size (documents per batch, from batch_words, for spaCy's
+        batch_by_sequence unless given), training.max_steps, eval_frequency, patience and the warm-up steps; empty
+        when the budget is off (no section, or neither epochs nor word_passes above 0).
     """
     budget = cfg.get("budget") or {}
     on = float(budget.get("epochs") or 0) > 0 or float(budget.get("word_passes") or 0) > 0
@@ -115,14 +135,27 @@ def epoch_budget(cfg, overrides: Dict[str, Any]) -> Dict[str, Any]:
         if section in resolved and "." not in name:
             resolved[section][name] = value
     resolved = resolved.interpolate()
-    size = corpus_size(resolved, str(resolved["paths"]["train"]))
+    train_path = str(resolved["paths"]["train"])
+    size = corpus_size(train_path, resolved["nlp"]["lang"])
+    out: Dict[str, Any] = {}
+    batch_words = float(budget.get("batch_words") or 0)
+    batcher = resolved["training"]["batcher"]
+    if batch_words > 0 and batcher.get("@batchers") == "spacy.batch_by_sequence.v1" and "training.batcher.size" not in overrides:
+        out["training.batcher.size"] = batcher["size"] = batch_documents(batch_words, size)
+    per_epoch = batches_per_epoch(resolved, train_path)
     epochs = budget_epochs(budget, size.words)
-    steps = max(1, math.ceil(epochs * size.batches))
+    steps = max(1, math.ceil(epochs * per_epoch))
     evals = max(1, int(budget.get("evals_per_epoch", 2)))
-    print(f"Budget: {epochs:g} epochs of {size.words:,} words in {size.batches} batches: {steps} steps")
-    return {
-        "training.max_steps": steps,
-        "training.eval_frequency": max(1, size.batches // evals),
-        "training.patience": math.ceil(float(budget.get("patience_epochs") or 0) * size.batches),
-        "training.optimizer.learn_rate.warmup_steps": math.ceil(float(budget.get("warmup_share", 0.1)) * steps),
-    }
+    print(
+        f"Budget: {epochs:g} epochs of {size.words:,} words ({size.documents:,} documents) in {per_epoch} batches of "
+        f"{batcher.get('size')} documents: {steps} steps"
+    )
+    out.update(
+        {
+            "training.max_steps": steps,
+            "training.eval_frequency": max(1, per_epoch // evals),
+            "training.patience": math.ceil(float(budget.get("patience_epochs") or 0) * per_epoch),
+            "training.optimizer.learn_rate.warmup_steps": math.ceil(float(budget.get("warmup_share", 0.1)) * steps),
+        }
+    )
+    return out
