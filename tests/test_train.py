@@ -124,21 +124,38 @@ def test_epoch_budget_scales_with_the_corpus(tiny_corpus):
     overrides = {"paths.train": str(tiny_corpus / "train.spacy"), "paths.dev": str(tiny_corpus / "dev.spacy")}
     # 8 short sentences in 4 documents: all 4 make one batch of fewer than 600 words; so few words get max_epochs
     assert cfg["budget"]["max_epochs"] == 6
-    assert epoch_budget(cfg, overrides) == {
+    assert epoch_budget(cfg, overrides).overrides == {
         "training.batcher.size": 32,  # 600 words / 18.5 words a document
         "training.max_steps": 6,
         "training.eval_frequency": 1,
         "training.patience": 2,
         "training.optimizer.learn_rate.warmup_steps": 1,
     }
+    assert (
+        epoch_budget(cfg, overrides).summary
+        == "Budget: 6 epochs of 74 words (4 documents) in 1 batches of 32 documents: 6 steps"
+    )
     cfg["budget"]["batch_words"] = 0  # the config's own batcher size: 3 documents, 2 batches an epoch
-    assert epoch_budget(cfg, overrides)["training.max_steps"] == 12
+    assert epoch_budget(cfg, overrides).overrides["training.max_steps"] == 12
     cfg["budget"]["epochs"] = 3  # fixed passes win over the words
-    assert epoch_budget(cfg, overrides)["training.max_steps"] == 6
-    assert epoch_budget(cfg, {**overrides, "training.max_steps": 2}) == {}  # an explicit override wins
+    assert epoch_budget(cfg, overrides).overrides["training.max_steps"] == 6
+    assert epoch_budget(cfg, {**overrides, "training.max_steps": 2}) == ({}, "")  # an explicit override wins
     cfg["budget"]["epochs"] = 0
     cfg["budget"]["word_passes"] = 0
-    assert epoch_budget(cfg, overrides) == {}
+    assert epoch_budget(cfg, overrides) == ({}, "")
+
+
+@pytest.mark.parametrize("documents_per_batch", [1, 3, 4, 5])
+def test_batches_counted_from_the_corpus_size_match_the_batchers(tiny_corpus, documents_per_batch):
+    from spacy.util import load_config
+
+    from tech_ner.training.train import batches_per_epoch, corpus_size
+
+    train = str(tiny_corpus / "train.spacy")
+    overrides = {"paths.train": train, "paths.dev": str(tiny_corpus / "dev.spacy")}
+    cfg = load_config(ROOT / "configs" / "cpu_minilm.cfg", overrides=overrides, interpolate=True)
+    cfg["training"]["batcher"]["size"] = documents_per_batch
+    assert batches_per_epoch(cfg, train, corpus_size(train)) == batches_per_epoch(cfg, train)  # counted == streamed
 
 
 @pytest.mark.parametrize(

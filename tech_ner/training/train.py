@@ -36,7 +36,9 @@ def train(config: Path, output: Path, *, overrides: Optional[Dict[str, object]] 
         if value in (None, "null") or not Path(str(value)).exists():
             raise InputError(None, None, f"--{key} {value}: no such corpus; run `spacy project run convert` first")
     budget = epoch_budget(cfg, overrides)
-    overrides.update(budget)
+    if budget.summary:
+        print(budget.summary)
+    overrides.update(budget.overrides)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     log = overrides.get("paths.log", cfg["paths"].get("log"))
@@ -68,18 +70,25 @@ def corpus_size(train_path: str, lang: str = "en") -> CorpusSize:
     return CorpusSize(documents, words)
 
 
-def batches_per_epoch(cfg, train_path: str) -> int:
-    """The batches the config's training batcher makes of one pass over the training corpus (streamed).
+def batches_per_epoch(cfg, train_path: str, size: Optional[CorpusSize] = None) -> int:
+    """The batches the config's training batcher makes of one pass over the training corpus.
 
     cfg (Config): An interpolated training config; its [nlp] lang and [training.batcher] are used.
     train_path (str): The training DocBin.
+    size (Optional[CorpusSize]): The corpus's counts, when known: spaCy's batch_by_sequence with a fixed size is then
+        counted without reading the corpus again; any other batcher runs over the corpus (streamed).
     RETURNS (int): At least 1.
     """
     import spacy
     from spacy.training.corpus import Corpus
     from spacy.util import registry
 
-    batcher = registry.resolve({"batcher": cfg["training"]["batcher"]})["batcher"]
+    batcher_cfg = cfg["training"]["batcher"]
+    if size is not None and batcher_cfg.get("@batchers") == "spacy.batch_by_sequence.v1":
+        per_batch = batcher_cfg.get("size")
+        if isinstance(per_batch, int) and per_batch > 0:
+            return max(1, math.ceil(size.documents / per_batch))
+    batcher = registry.resolve({"batcher": batcher_cfg})["batcher"]
     examples = Corpus(train_path, max_length=0)(spacy.blank(cfg["nlp"]["lang"]))
     return max(1, sum(1 for _ in batcher(examples)))
 
@@ -95,40 +104,48 @@ def batch_documents(batch_words: float, size: CorpusSize) -> int:
     return max(1, round(batch_words / max(1.0, mean_words)))
 
 
+def budget_on(budget: Dict[str, Any]) -> bool:
+    """Whether a `[budget]` section sets the training length: `epochs` or `word_passes` above 0."""
+    return float(budget.get("epochs") or 0) > 0 or float(budget.get("word_passes") or 0) > 0
+
+
 def budget_epochs(budget: Dict[str, Any], corpus_words: int) -> float:
     """The passes over a training corpus that a `[budget]` section gives it.
 
     budget (Dict[str, Any]): The section: `epochs` above 0 fixes the passes; else `word_passes` over the corpus's
         words, within `min_epochs` (default 1) and `max_epochs` (default none).
     corpus_words (int): The training corpus's words.
-    RETURNS (float): The epochs, to two decimals; 0 when the budget is off (neither epochs nor word_passes above 0).
+    RETURNS (float): The epochs, to two decimals; 0 when the budget is off (see budget_on).
     """
+    if not budget_on(budget):
+        return 0.0
     epochs = float(budget.get("epochs") or 0)
     if epochs > 0:
         return epochs
-    word_passes = float(budget.get("word_passes") or 0)
-    if word_passes <= 0:
-        return 0.0
     low = float(budget.get("min_epochs", 1))
     high = float(budget.get("max_epochs") or math.inf)
     if not 0 < low <= high:
         raise InputError(None, None, f"[budget] min_epochs {low:g}, max_epochs {high:g}: give 0 < min_epochs <= max_epochs")
-    return round(min(high, max(low, word_passes / max(1, corpus_words))), 2)
+    return round(min(high, max(low, float(budget["word_passes"]) / max(1, corpus_words))), 2)
 
 
-def epoch_budget(cfg, overrides: Dict[str, Any]) -> Dict[str, Any]:
+class Budget(NamedTuple):
+    overrides: Dict[str, Any]  # dotted config overrides; empty when the budget is off
+    summary: str  # one line saying what the budget gave the corpus; empty when it is off
+
+
+def epoch_budget(cfg, overrides: Dict[str, Any]) -> Budget:
     """The overrides that `[budget]` implies for this corpus.
 
     cfg (Config): The training config, not interpolated, with the overrides applied.
     overrides (Dict[str, Any]): The dotted overrides given; an explicit `training.max_steps` switches the budget off.
-    RETURNS (Dict[str, Any]): training.batcher.size (documents per batch, from batch_words, for spaCy's
-        batch_by_sequence unless given), training.max_steps, eval_frequency, patience and the warm-up steps; empty
-        when the budget is off (no section, or neither epochs nor word_passes above 0).
+    RETURNS (Budget): The overrides training.batcher.size (documents per batch, from batch_words, for spaCy's
+        batch_by_sequence unless given), training.max_steps, eval_frequency, patience and the warm-up steps, and a
+        summary line; both empty when the budget is off (no section, see budget_on, or max_steps given).
     """
     budget = cfg.get("budget") or {}
-    on = float(budget.get("epochs") or 0) > 0 or float(budget.get("word_passes") or 0) > 0
-    if not on or "training.max_steps" in overrides:
-        return {}
+    if not budget_on(budget) or "training.max_steps" in overrides:
+        return Budget({}, "")
     resolved = cfg.copy()
     for key, value in overrides.items():  # the paths given on the command line, for the corpus and batcher
         section, _, name = key.partition(".")
@@ -142,14 +159,10 @@ def epoch_budget(cfg, overrides: Dict[str, Any]) -> Dict[str, Any]:
     batcher = resolved["training"]["batcher"]
     if batch_words > 0 and batcher.get("@batchers") == "spacy.batch_by_sequence.v1" and "training.batcher.size" not in overrides:
         out["training.batcher.size"] = batcher["size"] = batch_documents(batch_words, size)
-    per_epoch = batches_per_epoch(resolved, train_path)
+    per_epoch = batches_per_epoch(resolved, train_path, size)
     epochs = budget_epochs(budget, size.words)
     steps = max(1, math.ceil(epochs * per_epoch))
     evals = max(1, int(budget.get("evals_per_epoch", 2)))
-    print(
-        f"Budget: {epochs:g} epochs of {size.words:,} words ({size.documents:,} documents) in {per_epoch} batches of "
-        f"{batcher.get('size')} documents: {steps} steps"
-    )
     out.update(
         {
             "training.max_steps": steps,
@@ -158,4 +171,8 @@ def epoch_budget(cfg, overrides: Dict[str, Any]) -> Dict[str, Any]:
             "training.optimizer.learn_rate.warmup_steps": math.ceil(float(budget.get("warmup_share", 0.1)) * steps),
         }
     )
-    return out
+    summary = (
+        f"Budget: {epochs:g} epochs of {size.words:,} words ({size.documents:,} documents) in {per_epoch} batches of "
+        f"{batcher.get('size')} documents: {steps} steps"
+    )
+    return Budget(out, summary)
