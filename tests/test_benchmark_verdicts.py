@@ -23,12 +23,27 @@ def _run(seed: int, ours: float, hf: float, ours_f: float, hf_f: float) -> dict:
 
 def test_train_vs_hf_takes_wall_time_pair_by_pair():
     summary = _load("train_vs_hf").summary
-    # seed 0 on a fast machine, seed 1 on a slow one: the mean of the ratios, not the ratio of the means (1.1)
+    # seed 0 on a fast machine, seed 1 on a slow one: the ratios' geometric mean, not the ratio of the means (1.1)
     verdict = summary([_run(0, 100.0, 200.0, 0.80, 0.79), _run(1, 1000.0, 800.0, 0.82, 0.80)])
     assert verdict["wall_ours_over_hf_per_seed"] == [0.5, 1.25]
-    assert verdict["wall_ours_over_hf"] == 0.875
+    assert verdict["wall_ours_over_hf"] == 0.791
     assert verdict["f1_ours_minus_hf"] == 0.015
     assert verdict["target_met"] is True
-    assert summary([_run(0, 100.0, 99.0, 0.80, 0.79)])["target_met"] is False  # slower
+    assert summary([_run(0, 100.0, 200.0, 0.8, 0.8), _run(1, 200.0, 100.0, 0.8, 0.8)])["wall_ours_over_hf"] == 1.0
+    assert summary([_run(0, 100.04, 100.0, 0.80, 0.79)])["target_met"] is False  # slower, if only just
     assert summary([_run(0, 90.0, 99.0, 0.78, 0.79)])["target_met"] is False  # worse
     assert summary([{"seed": 0, "hf": _run(0, 1, 1, 0, 0)["hf"]}]) == {}  # nothing finished both
+
+
+def test_train_vs_hf_leaves_out_a_pair_run_on_two_machines():
+    summary = _load("train_vs_hf").summary
+    fast, slow = {"cpu": "A", "cpus": 2}, {"cpu": "B", "cpus": 2}
+    one = _run(0, 90.0, 100.0, 0.80, 0.79)
+    one["ours"]["machine"] = one["hf"]["machine"] = fast
+    two = _run(1, 300.0, 100.0, 0.80, 0.79)  # HF timed on the fast machine, ours on the slow one
+    two["ours"]["machine"], two["hf"]["machine"] = slow, fast
+    verdict = summary([one, two])
+    assert verdict["pairs_on_two_machines"] == [1]
+    assert verdict["pairs_machine_unknown"] == []
+    assert verdict["wall_ours_over_hf"] == 0.9
+    assert summary([_run(0, 90.0, 100.0, 0.80, 0.79)])["pairs_machine_unknown"] == [0]

@@ -4,6 +4,7 @@ Counts in equal counts out: every sentence and token read is written, skipped
 (with a reason), or dropped by an option, and the run checks that identity
 before it writes anything.
 """
+
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +51,9 @@ class ConvertStats:
         t_in = r.tokens + self.split_tokens
         t_out = self.tokens_out + r.skipped_tokens + r.dropped_meta_tokens + self.tag_skipped_tokens
         if (s_in, t_in) != (s_out, t_out):
-            raise AssertionError(f"conversion lost count: sentences {s_in} in vs {s_out} accounted, tokens {t_in} vs {t_out}")
+            raise AssertionError(
+                f"conversion lost count: sentences {s_in} in vs {s_out} accounted, tokens {t_in} vs {t_out}"
+            )
 
     def table(self) -> str:
         r = self.read
@@ -63,7 +66,13 @@ class ConvertStats:
         labels_in = sorted(self.entities_in)
         labels_out = sorted(self.entities_out)
         for label in labels_in:
-            rows.append((f"entities {label}", self.entities_in[label], self.entities_out.get(label, "-") if label in self.entities_out else "-"))
+            rows.append(
+                (
+                    f"entities {label}",
+                    self.entities_in[label],
+                    self.entities_out.get(label, "-") if label in self.entities_out else "-",
+                )
+            )
         for label in labels_out:
             if label not in self.entities_in:
                 rows.append((f"entities {label}", "-", self.entities_out[label]))
@@ -77,11 +86,15 @@ class ConvertStats:
         r = self.read
         out = []
         if r.skipped_sentences or self.tag_skipped_sentences:
-            out.append(f"skipped {r.skipped_sentences + self.tag_skipped_sentences} sentences "
-                       f"({r.skipped_tokens + self.tag_skipped_tokens} tokens) with problems listed above")
+            out.append(
+                f"skipped {r.skipped_sentences + self.tag_skipped_sentences} sentences "
+                f"({r.skipped_tokens + self.tag_skipped_tokens} tokens) with problems listed above"
+            )
         if r.dropped_meta_sentences:
-            out.append(f"dropped {r.dropped_meta_sentences} StackOverflow header/code-placeholder sentences "
-                       f"({r.dropped_meta_tokens} tokens), as --drop-so-meta asks")
+            out.append(
+                f"dropped {r.dropped_meta_sentences} StackOverflow header/code-placeholder sentences "
+                f"({r.dropped_meta_tokens} tokens), as --drop-so-meta asks"
+            )
         if self.split_tokens:
             out.append(f"added {self.split_tokens} tokens by splitting tokens that contained spaces")
         for label, n in sorted(self.joined_entities.items()):
@@ -160,8 +173,16 @@ class _SchemeTracker:
             self._flush()
 
 
-def _docs(sentences: Iterator[Sentence], vocab: Vocab, label_map: Optional[LabelMap], n_sents: int,
-          scheme: str, stats: ConvertStats, problems: Problems, join: Sequence[str] = ()) -> Iterator[Doc]:
+def _docs(
+    sentences: Iterator[Sentence],
+    vocab: Vocab,
+    label_map: Optional[LabelMap],
+    n_sents: int,
+    scheme: str,
+    stats: ConvertStats,
+    problems: Problems,
+    join: Sequence[str] = (),
+) -> Iterator[Doc]:
     tracker = _SchemeTracker(scheme, problems)
     words: List[str] = []
     tags: List[str] = []
@@ -311,8 +332,11 @@ def check_convert_output(output: Path, files: Sequence[Path]) -> None:
     folder = output.resolve()
     for f in files:
         if folder in Path(f).resolve().parents:
-            raise InputError(output, None, f"the output folder holds the input {f}, and convert replaces the folder "
-                                           "whole: choose a new folder")
+            raise InputError(
+                output,
+                None,
+                f"the output folder holds the input {f}, and convert replaces the folder whole: choose a new folder",
+            )
 
 
 def _write_shard(db: DocBin, folder: Path, index: int, final: Path) -> str:

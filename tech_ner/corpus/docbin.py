@@ -1,5 +1,6 @@
 """DocBin corpora on disk: the attributes a corpus stores, finding `.spacy` files, reading Docs back, and a Doc's
 IOB2 tags. Scoring reads corpora through this module alone, without the converter."""
+
 from pathlib import Path
 from typing import Iterator, List, Sequence, Tuple
 
@@ -18,8 +19,11 @@ def expand_inputs(inputs: Sequence[Path], suffix: str = "") -> List[Path]:
     files: List[Path] = []
     for p in map(Path, inputs):
         if p.is_dir():
-            found = sorted(f for f in p.rglob(f"*{suffix}") if f.is_file()
-                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
+            found = sorted(
+                f
+                for f in p.rglob(f"*{suffix}")
+                if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts)
+            )
             if not found:
                 raise InputError(p, None, f"folder holds no {suffix + ' ' if suffix else ''}files")
             files.extend(found)

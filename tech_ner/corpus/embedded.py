@@ -11,6 +11,7 @@ seeded split says (the hard negatives: they teach, and the test split stays
 comparable from one corpus version to the next), `[...]` marks a TECH span and
 `\\[`, `\\]` are literal brackets.
 """
+
 import random
 import re
 from collections import Counter, defaultdict
@@ -22,9 +23,22 @@ from ..files.atomic import write_text_atomic
 from ..files.problems import format_problem
 from ..pipeline.tags import spans_to_iob2
 
-REGISTERS = ("news", "blog", "docs", "abstract", "job_ad", "forum", "release_notes",
-             # the registers of real text outside technology writing (hard negatives and the wild set)
-             "wire", "science", "chat", "issue", "review", "everyday")
+REGISTERS = (
+    "news",
+    "blog",
+    "docs",
+    "abstract",
+    "job_ad",
+    "forum",
+    "release_notes",
+    # the registers of real text outside technology writing (hard negatives and the wild set)
+    "wire",
+    "science",
+    "chat",
+    "issue",
+    "review",
+    "everyday",
+)
 LABEL = "TECH"
 SPLITS = ("train", "dev", "test")
 DIRECTIVES = {"@register": REGISTERS, "@split": SPLITS}  # a source line `@register news` and the names it takes
@@ -127,7 +141,11 @@ def _read_file(path: Path, sentences: List[Sentence]) -> List[str]:
             allowed = DIRECTIVES[directive]
             name = name.strip()
             if name not in allowed:
-                problems.append(format_problem(str(path), lineno, f"unknown {directive[1:]} {name!r}; use one of {', '.join(allowed)}"))
+                problems.append(
+                    format_problem(
+                        str(path), lineno, f"unknown {directive[1:]} {name!r}; use one of {', '.join(allowed)}"
+                    )
+                )
             if directive == "@register":
                 register = name
             else:
@@ -156,12 +174,20 @@ def tokenise(sentences: Sequence[Sentence], nlp) -> List[str]:
             if span is None:
                 inside = doc.char_span(start, end, alignment_mode="expand")
                 toks = " | ".join(t.text for t in inside) if inside is not None else "?"
-                problems.append(format_problem(sent.path, sent.line, f"span [{sent.text[start:end]}] does not align to tokens (tokens: {toks})"))
+                problems.append(
+                    format_problem(
+                        sent.path, sent.line, f"span [{sent.text[start:end]}] does not align to tokens (tokens: {toks})"
+                    )
+                )
                 continue
             sent.token_spans.append((span.start, span.end, LABEL))
         n = len(doc)
         if not MIN_TOKENS <= n <= MAX_TOKENS:
-            problems.append(format_problem(sent.path, sent.line, f"sentence has {n} tokens; sentences must have {MIN_TOKENS} to {MAX_TOKENS}"))
+            problems.append(
+                format_problem(
+                    sent.path, sent.line, f"sentence has {n} tokens; sentences must have {MIN_TOKENS} to {MAX_TOKENS}"
+                )
+            )
     return problems
 
 
@@ -195,14 +221,17 @@ def find_duplicates(sentences: Sequence[Sentence]) -> List[str]:
             shape = _masked(s)
             twin = shapes.get(shape)
             if twin is not None:
-                problems.append(format_problem(s.path, s.line, f"differs from {twin.path}:{twin.line} only in its terms: {s.text}"))
+                problems.append(
+                    format_problem(s.path, s.line, f"differs from {twin.path}:{twin.line} only in its terms: {s.text}")
+                )
             else:
                 shapes[shape] = s
     return problems
 
 
-def split_sentences(sentences: Sequence[Sentence], seed: int = 13, dev_share: float = 0.15,
-                    test_share: float = 0.15) -> Dict[str, List[Sentence]]:
+def split_sentences(
+    sentences: Sequence[Sentence], seed: int = 13, dev_share: float = 0.15, test_share: float = 0.15
+) -> Dict[str, List[Sentence]]:
     """A seeded random split, stratified by domain and register.
 
     Most terms occur once or twice in the corpus, so a random split already
@@ -226,8 +255,8 @@ def split_sentences(sentences: Sequence[Sentence], seed: int = 13, dev_share: fl
         n_dev = round(dev_share * len(group) + carry / 2)
         carry += (dev_share + test_share) * len(group) - n_dev - n_test
         out["test"].extend(group[:n_test])
-        out["dev"].extend(group[n_test:n_test + n_dev])
-        out["train"].extend(group[n_test + n_dev:])
+        out["dev"].extend(group[n_test : n_test + n_dev])
+        out["train"].extend(group[n_test + n_dev :])
     for name in SPLITS:
         out[name].sort(key=lambda s: (s.path, s.line))
     return out
@@ -254,11 +283,25 @@ def corpus_card(splits: Dict[str, List[Sentence]]) -> str:
     rows = []
     for name in SPLITS:
         ss = splits[name]
-        rows.append((name, len(ss), sum(len(s.words) for s in ss), sum(len(s.token_spans) for s in ss),
-                     sum(not s.spans for s in ss), len({t.casefold() for s in ss for t in s.terms})))
+        rows.append(
+            (
+                name,
+                len(ss),
+                sum(len(s.words) for s in ss),
+                sum(len(s.token_spans) for s in ss),
+                sum(not s.spans for s in ss),
+                len({t.casefold() for s in ss for t in s.terms}),
+            )
+        )
     allss = [s for n in SPLITS for s in splits[n]]
-    total = ("all", len(allss), sum(r[2] for r in rows), sum(r[3] for r in rows), sum(r[4] for r in rows),
-             len({t.casefold() for s in allss for t in s.terms}))
+    total = (
+        "all",
+        len(allss),
+        sum(r[2] for r in rows),
+        sum(r[3] for r in rows),
+        sum(r[4] for r in rows),
+        len({t.casefold() for s in allss for t in s.terms}),
+    )
     share, n_unseen, n_test = unseen_share(splits)
     lengths = sorted(len(s.words) for s in allss)
     pinned = Counter(s.split for s in allss if s.split is not None)
@@ -274,7 +317,9 @@ def corpus_card(splits: Dict[str, List[Sentence]]) -> str:
         "| split | sentences | tokens | TECH spans | sentences without a term | distinct terms |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    lines += [f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} ({r[4] / max(r[1], 1):.0%}) | {r[5]} |" for r in rows + [total]]
+    lines += [
+        f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} ({r[4] / max(r[1], 1):.0%}) | {r[5]} |" for r in rows + [total]
+    ]
     lines += [
         "",
         f"Generalisation: {n_unseen} of the {n_test} distinct terms in test ({share:.1%}) never appear in train "
@@ -283,7 +328,8 @@ def corpus_card(splits: Dict[str, List[Sentence]]) -> str:
         f"Sentence length: {lengths[0]} to {lengths[-1]} tokens, median {lengths[len(lengths) // 2]}.",
         "",
         "Pinned by `@split` (hard negatives, outside the seeded split): "
-        + (", ".join(f"{n} sentences to {name}" for name, n in sorted(pinned.items())) or "none") + ".",
+        + (", ".join(f"{n} sentences to {name}" for name, n in sorted(pinned.items())) or "none")
+        + ".",
         "",
         "## Label distribution",
         "",
@@ -324,8 +370,9 @@ def build(source_dir: Path, out_dir: Path, card_path: Optional[Path], nlp, seed:
     return splits
 
 
-def build_heldout(source_dir: Path, out_dir: Path, stats_path: Optional[Path], nlp,
-                  corpus_dir: Optional[Path] = None) -> Dict[str, List[Sentence]]:
+def build_heldout(
+    source_dir: Path, out_dir: Path, stats_path: Optional[Path], nlp, corpus_dir: Optional[Path] = None
+) -> Dict[str, List[Sentence]]:
     """A held-out set written by another hand (the "wild" set): each `<split>.txt` in source_dir, in the same
     markup, becomes `<split>.tsv` in out_dir, whole (no seeded split), and its counts go to stats_path.
 
@@ -344,7 +391,9 @@ def build_heldout(source_dir: Path, out_dir: Path, stats_path: Optional[Path], n
         for s in sentences:
             twin = seen.get(_dedup_key(s.text))
             if twin is not None:
-                problems.append(format_problem(s.path, s.line, f"repeats {twin.path}:{twin.line} of the training sources"))
+                problems.append(
+                    format_problem(s.path, s.line, f"repeats {twin.path}:{twin.line} of the training sources")
+                )
     if not heldout:
         problems.append(format_problem(str(source_dir), None, "no *.txt source files"))
     if problems:
@@ -358,13 +407,18 @@ def build_heldout(source_dir: Path, out_dir: Path, stats_path: Optional[Path], n
 
 def heldout_stats(heldout: Dict[str, List[Sentence]]) -> str:
     """Counts of a held-out set by split and register, as Markdown."""
-    lines = ["# Counts (generated by `python scripts/build_corpus.py`; do not edit by hand)", "",
-             "| split | sentences | tokens | TECH spans | sentences without a term | distinct terms |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "# Counts (generated by `python scripts/build_corpus.py`; do not edit by hand)",
+        "",
+        "| split | sentences | tokens | TECH spans | sentences without a term | distinct terms |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for name, ss in heldout.items():
         negatives = sum(not s.spans for s in ss)
-        lines.append(f"| {name} | {len(ss)} | {sum(len(s.words) for s in ss)} | {sum(len(s.spans) for s in ss)} | "
-                     f"{negatives} ({negatives / max(len(ss), 1):.0%}) | {len({t.casefold() for s in ss for t in s.terms})} |")
+        lines.append(
+            f"| {name} | {len(ss)} | {sum(len(s.words) for s in ss)} | {sum(len(s.spans) for s in ss)} | "
+            f"{negatives} ({negatives / max(len(ss), 1):.0%}) | {len({t.casefold() for s in ss for t in s.terms})} |"
+        )
     registers = [r for r in REGISTERS if any(s.register == r for ss in heldout.values() for s in ss)]
     lines += ["", "| register | " + " | ".join(heldout) + " | TECH spans |", "| --- |" + " ---: |" * (len(heldout) + 1)]
     for r in registers:

@@ -1,8 +1,9 @@
 """DocBin corpora back out: IOB2 files, and a seeded train/dev/test split."""
+
 import math
 import random
 from pathlib import Path
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Sequence
 
 import spacy
 from spacy.tokens import DocBin
@@ -43,14 +44,17 @@ def export_iob(inputs: Sequence[Path], output: Path, *, fmt: str = "two_column",
     return counts
 
 
-def split_corpus(inputs: Sequence[Path], out_dir: Path, *, ratios: Sequence[float] = (0.8, 0.1, 0.1),
-                 seed: int = 0) -> Dict[str, int]:
+def split_corpus(
+    inputs: Sequence[Path], out_dir: Path, *, ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
+) -> Dict[str, int]:
     """Shuffle documents with a seed and write train/dev/test.spacy.
 
     RETURNS (Dict[str, int]): documents per split.
     """
     if len(ratios) != 3 or not all(math.isfinite(r) and r >= 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
-        raise InputError(None, None, f"--ratios {ratios}: give three non-negative numbers that sum to 1, e.g. 0.8 0.1 0.1")
+        raise InputError(
+            None, None, f"--ratios {ratios}: give three non-negative numbers that sum to 1, e.g. 0.8 0.1 0.1"
+        )
     for name in ("train", "dev", "test"):
         same_file(Path(out_dir) / f"{name}.spacy", docbin_paths(inputs))
         check_output(Path(out_dir) / f"{name}.spacy")
@@ -62,7 +66,7 @@ def split_corpus(inputs: Sequence[Path], out_dir: Path, *, ratios: Sequence[floa
     random.Random(seed).shuffle(order)
     n_train = round(ratios[0] * len(docs))
     n_dev = round(ratios[1] * len(docs))
-    parts = {"train": order[:n_train], "dev": order[n_train:n_train + n_dev], "test": order[n_train + n_dev:]}
+    parts = {"train": order[:n_train], "dev": order[n_train : n_train + n_dev], "test": order[n_train + n_dev :]}
     sizes = {}
     for name, idx in parts.items():
         db = DocBin(attrs=DOCBIN_ATTRS, store_user_data=True)

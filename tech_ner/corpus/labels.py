@@ -5,6 +5,7 @@ lines `FROM TO` / `FROM=TO`). FROM matches a label exactly, then ignoring case,
 then as a glob (`*`, `?`, `[...]`), first rule first. TO is the new label, or
 `O` (or empty, or JSON null) to drop entities of that label.
 """
+
 import fnmatch
 from collections import Counter
 from pathlib import Path
@@ -24,7 +25,9 @@ class LabelMap:
     source (str): Where the rules came from, for messages.
     """
 
-    def __init__(self, rules: Sequence[Tuple[str, Optional[str]]] = (), *, drop_unmapped: bool = False, source: str = "label map"):
+    def __init__(
+        self, rules: Sequence[Tuple[str, Optional[str]]] = (), *, drop_unmapped: bool = False, source: str = "label map"
+    ):
         self.rules = [(p, _target(t)) for p, t in rules]
         self.drop_unmapped = drop_unmapped
         self.source = source
@@ -63,7 +66,8 @@ class LabelMap:
             seen = ", ".join(sorted(set(labels_seen))) or "none"
             patterns = ", ".join(p for p, _ in self.rules[:10])
             raise InputError(
-                self.source, None,
+                self.source,
+                None,
                 f"the label map maps nothing: none of its labels ({patterns}) occur in the input, "
                 f"whose labels are: {seen}. Check the spelling of the map's labels.",
             )
@@ -85,7 +89,9 @@ def _target(value: Optional[str]) -> Optional[str]:
 
 def parse_map_option(option: str) -> Tuple[str, Optional[str]]:
     if "=" not in option:
-        raise InputError(None, None, f"--map {option!r}: expected FROM=TO, for example --map 'Library=TECH' or --map '*=TECH'")
+        raise InputError(
+            None, None, f"--map {option!r}: expected FROM=TO, for example --map 'Library=TECH' or --map '*=TECH'"
+        )
     src, dst = option.split("=", 1)
     if not src.strip():
         raise InputError(None, None, f"--map {option!r}: the label before '=' is empty")
@@ -103,7 +109,9 @@ def load_label_map_file(path: Path) -> List[Tuple[str, Optional[str]]]:
         rules = []
         for k, v in data.items():
             if v is not None and not isinstance(v, str):
-                raise InputError(path, None, f"label map entry {shown(k)}: the target must be a string or null, not {shown(v)}")
+                raise InputError(
+                    path, None, f"label map entry {shown(k)}: the target must be a string or null, not {shown(v)}"
+                )
             rules.append((k, v))
     else:
         rules = []
@@ -120,7 +128,9 @@ def load_label_map_file(path: Path) -> List[Tuple[str, Optional[str]]]:
     return rules
 
 
-def build_label_map(map_options: Sequence[str] = (), map_file: Optional[Path] = None, drop_unmapped: bool = False) -> LabelMap:
+def build_label_map(
+    map_options: Sequence[str] = (), map_file: Optional[Path] = None, drop_unmapped: bool = False
+) -> LabelMap:
     rules: List[Tuple[str, Optional[str]]] = []
     source = "--map options"
     if map_file is not None:

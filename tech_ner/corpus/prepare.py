@@ -6,6 +6,7 @@ corpus. DIR holds files named for their split (`train.*`, `dev.*` or `valid*.*`,
 split by seed. A missing dev split is cut from train. What was read, repaired and written goes to `corpus.json`
 beside the DocBins, for the report and the package meta.
 """
+
 import json
 import tempfile
 from pathlib import Path
@@ -20,7 +21,11 @@ from .labels import LabelMap
 from ..files.problems import InputError
 from .sentences import ReadOptions
 
-SPLIT_ALIASES = {"train": ("train", "training"), "dev": ("dev", "valid", "validation", "val"), "test": ("test", "testing")}
+SPLIT_ALIASES = {
+    "train": ("train", "training"),
+    "dev": ("dev", "valid", "validation", "val"),
+    "test": ("test", "testing"),
+}
 
 
 def find_split_files(source: Path) -> Dict[str, List[Path]]:
@@ -40,15 +45,29 @@ def find_split_files(source: Path) -> Dict[str, List[Path]]:
 
 
 def _counts(stats: ConvertStats) -> Dict:
-    return {"documents": stats.docs_out, "sentences": stats.sentences_out, "tokens": stats.tokens_out,
-            "entities": dict(sorted(stats.entities_out.items())), "repaired_or_skipped": stats.problems.total,
-            "problems": dict(sorted(stats.problems.counts.items()))}
+    return {
+        "documents": stats.docs_out,
+        "sentences": stats.sentences_out,
+        "tokens": stats.tokens_out,
+        "entities": dict(sorted(stats.entities_out.items())),
+        "repaired_or_skipped": stats.problems.total,
+        "problems": dict(sorted(stats.problems.counts.items())),
+    }
 
 
-def prepare_corpus(source: Path, out_dir: Path, *, strict: bool, n_sents: int = 10, seed: int = 0,
-                   ratios: Tuple[float, float, float] = (0.8, 0.1, 0.1), label_map: Optional[LabelMap] = None,
-                   read_options: Optional[ReadOptions] = None, name: Optional[str] = None,
-                   embedded: bool = False) -> Tuple[Dict, List[ConvertStats]]:
+def prepare_corpus(
+    source: Path,
+    out_dir: Path,
+    *,
+    strict: bool,
+    n_sents: int = 10,
+    seed: int = 0,
+    ratios: Tuple[float, float, float] = (0.8, 0.1, 0.1),
+    label_map: Optional[LabelMap] = None,
+    read_options: Optional[ReadOptions] = None,
+    name: Optional[str] = None,
+    embedded: bool = False,
+) -> Tuple[Dict, List[ConvertStats]]:
     """Convert `source` into out_dir/{train,dev,test}.spacy and write out_dir/corpus.json.
 
     source (Path): A folder with split-named files, a folder of files to split, or one file to split.
@@ -65,9 +84,14 @@ def prepare_corpus(source: Path, out_dir: Path, *, strict: bool, n_sents: int = 
         raise InputError(source, None, "no such file or folder: give --vars.bio_dir a folder of BIO files or one file")
     options = read_options or ReadOptions()
     files = find_split_files(source)
-    info: Dict = {"name": name or source.name, "path": str(source), "embedded": embedded,
-                  "mode": "strict" if strict else "repair",
-                  "labels_mapped": bool(label_map), "splits": {}}
+    info: Dict = {
+        "name": name or source.name,
+        "path": str(source),
+        "embedded": embedded,
+        "mode": "strict" if strict else "repair",
+        "labels_mapped": bool(label_map),
+        "splits": {},
+    }
     all_stats: List[ConvertStats] = []
 
     def one(inputs: Sequence[Path], output: Path) -> ConvertStats:
@@ -92,8 +116,12 @@ def prepare_corpus(source: Path, out_dir: Path, *, strict: bool, n_sents: int = 
             info["split_rule"] = f"train and test as given; dev is {share:.0%} of train's documents (seed {seed})"
     elif files and set(files) != {"train"}:
         missing = [s for s in ("train", "test") if s not in files]
-        raise InputError(source, None, f"has {', '.join(sorted(files))} files but no {' or '.join(missing)} file: "
-                                       "name the files train.*, dev.* and test.*, or give one file to split")
+        raise InputError(
+            source,
+            None,
+            f"has {', '.join(sorted(files))} files but no {' or '.join(missing)} file: "
+            "name the files train.*, dev.* and test.*, or give one file to split",
+        )
     else:
         inputs = [source] if source.is_file() else expand_inputs([source])
         with tempfile.TemporaryDirectory() as tmp:

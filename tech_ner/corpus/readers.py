@@ -16,6 +16,7 @@ Files are read line by line (`textfile.decode_lines`): UTF-8 unless a byte-order
 --encoding says otherwise, lines end at \n, \r\n or a lone \r, and a line that does not decode, or holds a
 NUL character or a lone surrogate, skips its own sentence (counted), never the file.
 """
+
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple
 
@@ -85,7 +86,11 @@ def detect_format(path: Path, encoding: str = "auto") -> Optional[str]:
     widths = [len(split_columns(l)) for l in token_lines]
     multi = [w for w in widths if w >= 2]
     if not multi:
-        raise InputError(path, None, f"no tag column: lines hold one column, e.g. {shown(token_lines[0])}. Each token line needs its tag (`token TAG`)")
+        raise InputError(
+            path,
+            None,
+            f"no tag column: lines hold one column, e.g. {shown(token_lines[0])}. Each token line needs its tag (`token TAG`)",
+        )
     width = max(sorted(set(multi), reverse=True), key=lambda w: (multi.count(w), w in (2, 4)))
     cols = split_columns(token_lines[0])
     if width == 2:
@@ -99,10 +104,14 @@ def detect_format(path: Path, encoding: str = "auto") -> Optional[str]:
         return "conll2003"
     if docstart:
         return "conll2003"
-    raise InputError(path, None, f"cannot tell the format: lines have {width} columns. Pass --format, one of: {', '.join(FORMATS)}")
+    raise InputError(
+        path, None, f"cannot tell the format: lines have {width} columns. Pass --format, one of: {', '.join(FORMATS)}"
+    )
 
 
-def read_sentences(paths: Sequence[Path], options: ReadOptions, problems: Problems, counts: ReadCounts) -> Iterator[Sentence]:
+def read_sentences(
+    paths: Sequence[Path], options: ReadOptions, problems: Problems, counts: ReadCounts
+) -> Iterator[Sentence]:
     """Stream sentences from files, each in its own (detected or given) format."""
     check_encoding(options.encoding)
     for path in paths:
@@ -130,7 +139,9 @@ def read_sentences(paths: Sequence[Path], options: ReadOptions, problems: Proble
             problems.report(path, None, "empty_file", "file holds no sentences", "nothing read from it")
 
 
-def _read_columns(path: Path, fmt: str, options: ReadOptions, problems: Problems, counts: ReadCounts) -> Iterator[Sentence]:
+def _read_columns(
+    path: Path, fmt: str, options: ReadOptions, problems: Problems, counts: ReadCounts
+) -> Iterator[Sentence]:
     tag_col, width = TEXT_FORMATS[fmt]
     words: List[str] = []
     tags: List[str] = []
@@ -186,10 +197,16 @@ def _read_columns(path: Path, fmt: str, options: ReadOptions, problems: Problems
         if bad is not None:
             continue
         if len(parts) < 2:
-            bad = (lineno, "no_tag_column", f"line has no tag column: {shown(text)} (expected {width} columns: token{' and tag' if width == 2 else ', ..., tag'})")
+            bad = (
+                lineno,
+                "no_tag_column",
+                f"line has no tag column: {shown(text)} (expected {width} columns: token{' and tag' if width == 2 else ', ..., tag'})",
+            )
             continue
         if len(parts) != width:
-            hint = " (a token containing spaces? separate columns with tabs)" if not tabbed and len(parts) > width else ""
+            hint = (
+                " (a token containing spaces? separate columns with tabs)" if not tabbed and len(parts) > width else ""
+            )
             bad = (lineno, "columns", f"line has {len(parts)} columns, expected {width}{hint}: {shown(text)}")
             continue
         word, tag = parts[0], parts[tag_col].strip()
@@ -199,11 +216,21 @@ def _read_columns(path: Path, fmt: str, options: ReadOptions, problems: Problems
             bad = (lineno, "empty_token", "empty token before the tag column")
             continue
         if not tag:
-            bad = (lineno, "empty_tag", f"empty tag for token {shown(word)}: every token needs a tag such as O or B-TECH")
+            bad = (
+                lineno,
+                "empty_tag",
+                f"empty tag for token {shown(word)}: every token needs a tag such as O or B-TECH",
+            )
             continue
         if tabbed and len(word.split()) > 1:
             pieces = word.split()
-            problems.report(path, lineno, "token_spaces", f"token {shown(word)} contains spaces", f"split it into {len(pieces)} tokens")
+            problems.report(
+                path,
+                lineno,
+                "token_spaces",
+                f"token {shown(word)} contains spaces",
+                f"split it into {len(pieces)} tokens",
+            )
             words.extend(pieces)
             tags.extend(_split_tag(tag, len(pieces)))
             extra += len(pieces) - 1

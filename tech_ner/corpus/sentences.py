@@ -1,5 +1,6 @@
 """What the BIO readers yield and count: `Sentence`, `ReadOptions`, `ReadCounts`, and the steps every reader shares
 (decoding lines, counting and skipping sentences)."""
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
@@ -52,7 +53,9 @@ def skip(problems: Problems, counts: ReadCounts, path, line: int, kind: str, mes
     counts.skipped_tokens += n_tokens
 
 
-def count_sentence(problems: Problems, counts: ReadCounts, path, n_tokens: int, bad: Optional[Tuple[int, str, str]]) -> bool:
+def count_sentence(
+    problems: Problems, counts: ReadCounts, path, n_tokens: int, bad: Optional[Tuple[int, str, str]]
+) -> bool:
     """Count a finished sentence. RETURNS False when its first problem (`bad`) skips it."""
     counts.sentences += 1
     counts.tokens += n_tokens
@@ -62,7 +65,9 @@ def count_sentence(problems: Problems, counts: ReadCounts, path, n_tokens: int, 
     return True
 
 
-def decoded_lines(path: Path, encoding: str, problems: Problems, counts: ReadCounts) -> Iterator[Tuple[int, Optional[str], str]]:
+def decoded_lines(
+    path: Path, encoding: str, problems: Problems, counts: ReadCounts
+) -> Iterator[Tuple[int, Optional[str], str]]:
     """Yield (line number, text without line end or None if the line cannot be used, why not)."""
     with open(path, "rb") as f:
         lines = decode_lines(f, encoding)
@@ -73,7 +78,9 @@ def decoded_lines(path: Path, encoding: str, problems: Problems, counts: ReadCou
                 continue
             problem = text_problem(line.text)
             if problem is not None:
-                hint = " (a UTF-16 file without a byte-order mark? pass --encoding utf-16-le)" if "NUL" in problem else ""
+                hint = (
+                    " (a UTF-16 file without a byte-order mark? pass --encoding utf-16-le)" if "NUL" in problem else ""
+                )
                 yield line.number, None, f"line holds {problem}{hint}"
                 continue
             yield line.number, line.text, ""

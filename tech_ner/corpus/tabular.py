@@ -1,5 +1,6 @@
 """BIO readers for token tables: CSV (`Sentence #,Word,POS,Tag`, a sentence id on a sentence's first row) and JSONL
 (`{"tokens": [...], "ner_tags": [...]}`, tag ids named with --tag-names)."""
+
 import json
 from pathlib import Path
 from typing import Iterator, List, Optional
@@ -21,7 +22,11 @@ def read_csv(path: Path, options: ReadOptions, problems: Problems, counts: ReadC
         header = None
         for record in records:
             if record.error is not None:
-                raise InputError(path, record.error_line, f"cannot read the header: {record.error}; pass --encoding or fix the header")
+                raise InputError(
+                    path,
+                    record.error_line,
+                    f"cannot read the header: {record.error}; pass --encoding or fix the header",
+                )
             if any(c.strip() for c in record.fields):
                 header = record.fields
                 break
@@ -33,7 +38,9 @@ def read_csv(path: Path, options: ReadOptions, problems: Problems, counts: ReadC
             for i, h in enumerate(folded):
                 if h in names:
                     return i
-            raise InputError(path, 1, f"no {what} column in the header {shown(header)} (expected one of: {', '.join(names)})")
+            raise InputError(
+                path, 1, f"no {what} column in the header {shown(header)} (expected one of: {', '.join(names)})"
+            )
 
         s_col, w_col, t_col = column(_CSV_SENT, "sentence id"), column(_CSV_WORD, "word"), column(_CSV_TAG, "tag")
         need = max(s_col, w_col, t_col) + 1
@@ -119,7 +126,15 @@ def read_jsonl(path: Path, options: ReadOptions, problems: Problems, counts: Rea
         tkey = next((k for k in _JSON_TAGS if k in obj), None)
         if wkey is None or tkey is None:
             missing = "tokens/words" if wkey is None else "ner_tags/ner"
-            skip(problems, counts, path, lineno, "json", f"object has no {missing} field (keys: {printable(', '.join(obj), SHOWN_CHARS)})", 0)
+            skip(
+                problems,
+                counts,
+                path,
+                lineno,
+                "json",
+                f"object has no {missing} field (keys: {printable(', '.join(obj), SHOWN_CHARS)})",
+                0,
+            )
             continue
         words, raw_tags = obj[wkey], obj[tkey]
         if not isinstance(words, list) or not isinstance(raw_tags, list):
@@ -127,7 +142,9 @@ def read_jsonl(path: Path, options: ReadOptions, problems: Problems, counts: Rea
             continue
         counts.tokens += len(words)
         if len(words) != len(raw_tags):
-            skip(problems, counts, path, lineno, "length", f"{len(words)} {wkey} but {len(raw_tags)} {tkey}", len(words))
+            skip(
+                problems, counts, path, lineno, "length", f"{len(words)} {wkey} but {len(raw_tags)} {tkey}", len(words)
+            )
             continue
         if not words:
             skip(problems, counts, path, lineno, "empty_sentence", "empty token list", 0)
@@ -142,7 +159,11 @@ def read_jsonl(path: Path, options: ReadOptions, problems: Problems, counts: Rea
                 bad = f"{tkey}[{i}] is {shown(t)}: tags must be strings or integer ids"
             elif isinstance(t, int):
                 if names is None:
-                    raise InputError(path, lineno, f"{tkey} holds integer ids; pass --tag-names with the label list (e.g. O,B-TECH,I-TECH) or a file with one name per line")
+                    raise InputError(
+                        path,
+                        lineno,
+                        f"{tkey} holds integer ids; pass --tag-names with the label list (e.g. O,B-TECH,I-TECH) or a file with one name per line",
+                    )
                 if not 0 <= t < len(names):
                     bad = f"{tkey}[{i}] = {t} is outside the {len(names)} --tag-names"
                 else:
@@ -172,7 +193,9 @@ def load_tag_names(value: Optional[str]) -> Optional[List[str]]:
         if text.lstrip().startswith("["):
             names = parse_user_json(text, p, "--tag-names file", "a flat list of names")
             if not isinstance(names, list) or not all(isinstance(x, (str, int, float)) for x in names):
-                raise InputError(p, None, "--tag-names file must hold a flat JSON list of names such as [\"O\", \"B-TECH\"]")
+                raise InputError(
+                    p, None, '--tag-names file must hold a flat JSON list of names such as ["O", "B-TECH"]'
+                )
             names = [str(x) for x in names]
         else:
             names = [l.strip() for l in text.splitlines() if l.strip()]

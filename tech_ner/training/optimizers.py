@@ -11,6 +11,7 @@ embedding, anything else (the head, thinc layers) gets the full rate. `L` is one
 highest layer index seen so far; the first update already runs every layer, and falls in the warm-up where the
 rate is near zero, so the scales are right from the second step on.
 """
+
 import re
 from typing import Dict, Tuple
 
@@ -69,6 +70,15 @@ def configure_layer_decay_adam(
 ) -> LayerDecayAdam:
     """thinc's Adam.v1 with `layer_decay`: each transformer layer below the top learns `layer_decay` times slower
     than the one above it (1.0: no decay, plain Adam). The other arguments are Adam.v1's."""
-    return LayerDecayAdam(learn_rate, L2=L2, beta1=beta1, beta2=beta2, eps=eps, grad_clip=grad_clip,
-                          L2_is_weight_decay=L2_is_weight_decay, use_averages=use_averages, use_radam=False,
-                          layer_decay=layer_decay)
+    return LayerDecayAdam(
+        learn_rate,
+        L2=L2,
+        beta1=beta1,
+        beta2=beta2,
+        eps=eps,
+        grad_clip=grad_clip,
+        L2_is_weight_decay=L2_is_weight_decay,
+        use_averages=use_averages,
+        use_radam=False,
+        layer_decay=layer_decay,
+    )

@@ -125,7 +125,9 @@ def budget_epochs(budget: Dict[str, Any], corpus_words: int) -> float:
     low = float(budget.get("min_epochs", 1))
     high = float(budget.get("max_epochs") or math.inf)
     if not 0 < low <= high:
-        raise InputError(None, None, f"[budget] min_epochs {low:g}, max_epochs {high:g}: give 0 < min_epochs <= max_epochs")
+        raise InputError(
+            None, None, f"[budget] min_epochs {low:g}, max_epochs {high:g}: give 0 < min_epochs <= max_epochs"
+        )
     return round(min(high, max(low, float(budget["word_passes"]) / max(1, corpus_words))), 2)
 
 
@@ -157,7 +159,11 @@ def epoch_budget(cfg, overrides: Dict[str, Any]) -> Budget:
     out: Dict[str, Any] = {}
     batch_words = float(budget.get("batch_words") or 0)
     batcher = resolved["training"]["batcher"]
-    if batch_words > 0 and batcher.get("@batchers") == "spacy.batch_by_sequence.v1" and "training.batcher.size" not in overrides:
+    if (
+        batch_words > 0
+        and batcher.get("@batchers") == "spacy.batch_by_sequence.v1"
+        and "training.batcher.size" not in overrides
+    ):
         out["training.batcher.size"] = batcher["size"] = batch_documents(batch_words, size)
     per_epoch = batches_per_epoch(resolved, train_path, size)
     epochs = budget_epochs(budget, size.words)
