@@ -16,8 +16,9 @@ its min and max epochs; or --epochs), given to both; ours may stop early on dev 
 Wall times are whole processes: ours, training and calibration; HF's, training and its prediction of the test split
 (our scoring of test is not counted). The verdict per corpus: our mean F1 (seqeval, default mode) minus HF's, and
 our wall time over HF's pair by pair, the geometric mean over seeds (each result records the CPU it ran on; a pair
-whose two trainings ran on different machines, as a resumed run can make, is listed and left out of it). The three corpora of issue #19, StackOverflow in documents of 10 sentences as the
-workflow's convert step makes them (HF's recipe reads them sentence by sentence either way):
+whose two trainings ran on different machines, as a resumed run can make, is listed and left out of it). The three
+corpora of issue #19, StackOverflow in documents of 10 sentences as the workflow's convert step makes them (HF's
+recipe reads them sentence by sentence either way):
 
     spacy project run convert                                            # corpus/spacy
     for s in train dev test; do
