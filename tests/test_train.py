@@ -133,7 +133,7 @@ def test_epoch_budget_scales_with_the_corpus(tiny_corpus):
     }
     assert (
         epoch_budget(cfg, overrides).summary
-        == "Budget: 6 epochs of 74 words (4 documents) in 1 batches of 32 documents: 6 steps"
+        == "Budget: 6 epochs of 74 words (4 documents) in 1 batches of 32 documents: 6 steps, evaluated every 1"
     )
     cfg["budget"]["batch_words"] = 0  # the config's own batcher size: 3 documents, 2 batches an epoch
     assert epoch_budget(cfg, overrides).overrides["training.max_steps"] == 12
@@ -145,17 +145,48 @@ def test_epoch_budget_scales_with_the_corpus(tiny_corpus):
     assert epoch_budget(cfg, overrides) == ({}, "")
 
 
+def test_epoch_budget_counts_the_corpus_its_reader_gives(tiny_corpus):
+    from spacy.util import load_config
+
+    from tech_ner.training.train import epoch_budget
+
+    cfg = load_config(ROOT / "configs" / "cpu_minilm.cfg", interpolate=False)
+    overrides = {"paths.train": str(tiny_corpus / "train.spacy"), "paths.dev": str(tiny_corpus / "dev.spacy")}
+    cfg["corpora"]["train"]["limit"] = 2  # spaCy's training loop reads 2 of the 4 documents: the budget counts those
+    assert "(2 documents)" in epoch_budget(cfg, overrides).summary
+
+
 @pytest.mark.parametrize("documents_per_batch", [1, 3, 4, 5])
 def test_batches_counted_from_the_corpus_size_match_the_batchers(tiny_corpus, documents_per_batch):
     from spacy.util import load_config
 
-    from tech_ner.training.train import batches_per_epoch, corpus_size
+    from tech_ner.training.train import batches_per_epoch, count_corpus, training_examples
 
-    train = str(tiny_corpus / "train.spacy")
-    overrides = {"paths.train": train, "paths.dev": str(tiny_corpus / "dev.spacy")}
+    overrides = {"paths.train": str(tiny_corpus / "train.spacy"), "paths.dev": str(tiny_corpus / "dev.spacy")}
     cfg = load_config(ROOT / "configs" / "cpu_minilm.cfg", overrides=overrides, interpolate=True)
     cfg["training"]["batcher"]["size"] = documents_per_batch
-    assert batches_per_epoch(cfg, train, corpus_size(train)) == batches_per_epoch(cfg, train)  # counted == streamed
+    size = count_corpus(training_examples(cfg))
+    assert batches_per_epoch(cfg, size) == batches_per_epoch(cfg)  # counted == streamed
+
+
+@pytest.mark.parametrize(
+    "steps,eval_frequency,expected",
+    [
+        (900, 75, (900, 75)),  # the embedded corpus: 12 evaluations, the last at step 900
+        (999, 114, (999, 111)),  # StackOverflow: 9 evaluations instead of 8 that stopped at step 912
+        (1000, 114, (1008, 112)),  # rounded up by less than one step per evaluation
+        (6, 1, (6, 1)),
+        (5, 10, (5, 5)),  # fewer steps than the frequency: evaluated at the end
+        (0, 0, (1, 1)),
+    ],
+)
+def test_the_last_training_step_is_evaluated(steps, eval_frequency, expected):
+    from tech_ner.training.train import evaluated_steps
+
+    max_steps, frequency = evaluated_steps(steps, eval_frequency)
+    assert (max_steps, frequency) == expected
+    assert max_steps % frequency == 0 and 0 <= max_steps - max(1, steps) < max_steps // frequency
+    assert frequency <= max(1, eval_frequency)
 
 
 @pytest.mark.parametrize(

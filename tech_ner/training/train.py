@@ -4,12 +4,12 @@ A config's `[budget]` section gives the training length in passes over the train
 recipe fits a corpus of any size. The passes come from the corpus's size: `word_passes` words read in all, so a small
 corpus is seen more often than a large one, within `min_epochs` and `max_epochs` (or `epochs`, when above 0, fixes
 them). `max_steps`, `eval_frequency`, `patience` (early stopping) and the warm-up are then derived from the epochs and
-the number of batches the configured batcher makes of the training corpus.
+the number of batches the configured batcher makes of the training corpus; the last step is always evaluated.
 """
 
 import math
 from pathlib import Path
-from typing import Any, Dict, NamedTuple, Optional
+from typing import Any, Dict, Iterable, NamedTuple, Optional, Tuple
 
 from . import registrations  # noqa: F401  (the config functions a training config names)
 from ..pipeline.backbone import resolve_backbone
@@ -53,8 +53,21 @@ class CorpusSize(NamedTuple):
     words: int  # the tokens of the corpus
 
 
+def count_corpus(examples: Iterable[Any]) -> CorpusSize:
+    """Count a corpus's examples, streamed (it is never held whole).
+
+    examples (Iterable[Example]): What a corpus reader yields.
+    RETURNS (CorpusSize): Its documents and words.
+    """
+    documents = words = 0
+    for eg in examples:
+        documents += 1
+        words += len(eg.reference)
+    return CorpusSize(documents, words)
+
+
 def corpus_size(train_path: str, lang: str = "en") -> CorpusSize:
-    """Count a training corpus, streamed (it is never held whole).
+    """Count a training DocBin as spaCy's default reader gives it (every document, whole).
 
     train_path (str): The training DocBin.
     lang (str): The language of the blank pipeline that reads it.
@@ -63,24 +76,32 @@ def corpus_size(train_path: str, lang: str = "en") -> CorpusSize:
     import spacy
     from spacy.training.corpus import Corpus
 
-    documents = words = 0
-    for eg in Corpus(train_path, max_length=0)(spacy.blank(lang)):
-        documents += 1
-        words += len(eg.reference)
-    return CorpusSize(documents, words)
+    return count_corpus(Corpus(train_path, max_length=0)(spacy.blank(lang)))
 
 
-def batches_per_epoch(cfg, train_path: str, size: Optional[CorpusSize] = None) -> int:
-    """The batches the config's training batcher makes of one pass over the training corpus.
+def training_examples(cfg) -> Iterable[Any]:
+    """The training corpus as spaCy's training loop reads it: through the config's own reader (`[training]
+    train_corpus`, e.g. [corpora.train]), with its limit, max_length and augmenter.
 
-    cfg (Config): An interpolated training config; its [nlp] lang and [training.batcher] are used.
-    train_path (str): The training DocBin.
-    size (Optional[CorpusSize]): The corpus's counts, when known: spaCy's batch_by_sequence with a fixed size is then
-        counted without reading the corpus again; any other batcher runs over the corpus (streamed).
-    RETURNS (int): At least 1.
+    cfg (Config): An interpolated training config.
+    RETURNS (Iterable[Example]): One pass over the corpus, streamed.
     """
     import spacy
-    from spacy.training.corpus import Corpus
+    from spacy.util import dot_to_object, registry
+
+    reader = registry.resolve({"corpus": dot_to_object(cfg, cfg["training"]["train_corpus"])})["corpus"]
+    return reader(spacy.blank(cfg["nlp"]["lang"]))
+
+
+def batches_per_epoch(cfg, size: Optional[CorpusSize] = None) -> int:
+    """The batches the config's training batcher makes of one pass over the training corpus.
+
+    cfg (Config): An interpolated training config; its training corpus reader and [training.batcher] are used.
+    size (Optional[CorpusSize]): The corpus's counts (count_corpus of training_examples), when known: spaCy's
+        batch_by_sequence with a fixed size is then counted without reading the corpus again; any other batcher runs
+        over the corpus (streamed).
+    RETURNS (int): At least 1.
+    """
     from spacy.util import registry
 
     batcher_cfg = cfg["training"]["batcher"]
@@ -89,8 +110,7 @@ def batches_per_epoch(cfg, train_path: str, size: Optional[CorpusSize] = None) -
         if isinstance(per_batch, int) and per_batch > 0:
             return max(1, math.ceil(size.documents / per_batch))
     batcher = registry.resolve({"batcher": batcher_cfg})["batcher"]
-    examples = Corpus(train_path, max_length=0)(spacy.blank(cfg["nlp"]["lang"]))
-    return max(1, sum(1 for _ in batcher(examples)))
+    return max(1, sum(1 for _ in batcher(training_examples(cfg))))
 
 
 def batch_documents(batch_words: float, size: CorpusSize) -> int:
@@ -131,6 +151,24 @@ def budget_epochs(budget: Dict[str, Any], corpus_words: int) -> float:
     return round(min(high, max(low, float(budget["word_passes"]) / max(1, corpus_words))), 2)
 
 
+def evaluated_steps(steps: int, eval_frequency: int) -> Tuple[int, int]:
+    """Training steps and evaluation frequency such that the last step is evaluated.
+
+    spaCy's training loop evaluates every `eval_frequency` steps and stops at `max_steps`: the steps after the last
+    evaluation would be trained, never scored, never a candidate for model-best. The frequency is lowered to the
+    fewest evaluations that cover `steps` (at least as many as asked), and the steps rounded up to a whole number of
+    them: by less than one step per evaluation.
+
+    steps (int): The training steps wanted.
+    eval_frequency (int): The evaluation frequency wanted.
+    RETURNS (Tuple[int, int]): The steps and frequency; max_steps = a multiple of eval_frequency.
+    """
+    steps, eval_frequency = max(1, steps), max(1, min(eval_frequency, steps))
+    evaluations = math.ceil(steps / eval_frequency)
+    eval_frequency = math.ceil(steps / evaluations)
+    return eval_frequency * evaluations, eval_frequency
+
+
 class Budget(NamedTuple):
     overrides: Dict[str, Any]  # dotted config overrides; empty when the budget is off
     summary: str  # one line saying what the budget gave the corpus; empty when it is off
@@ -154,8 +192,7 @@ def epoch_budget(cfg, overrides: Dict[str, Any]) -> Budget:
         if section in resolved and "." not in name:
             resolved[section][name] = value
     resolved = resolved.interpolate()
-    train_path = str(resolved["paths"]["train"])
-    size = corpus_size(train_path, resolved["nlp"]["lang"])
+    size = count_corpus(training_examples(resolved))
     out: Dict[str, Any] = {}
     batch_words = float(budget.get("batch_words") or 0)
     batcher = resolved["training"]["batcher"]
@@ -165,20 +202,21 @@ def epoch_budget(cfg, overrides: Dict[str, Any]) -> Budget:
         and "training.batcher.size" not in overrides
     ):
         out["training.batcher.size"] = batcher["size"] = batch_documents(batch_words, size)
-    per_epoch = batches_per_epoch(resolved, train_path, size)
+    per_epoch = batches_per_epoch(resolved, size)
     epochs = budget_epochs(budget, size.words)
-    steps = max(1, math.ceil(epochs * per_epoch))
-    evals = max(1, int(budget.get("evals_per_epoch", 2)))
+    steps, eval_frequency = evaluated_steps(
+        math.ceil(epochs * per_epoch), max(1, per_epoch // max(1, int(budget.get("evals_per_epoch", 2))))
+    )
     out.update(
         {
             "training.max_steps": steps,
-            "training.eval_frequency": max(1, per_epoch // evals),
+            "training.eval_frequency": eval_frequency,
             "training.patience": math.ceil(float(budget.get("patience_epochs") or 0) * per_epoch),
             "training.optimizer.learn_rate.warmup_steps": math.ceil(float(budget.get("warmup_share", 0.1)) * steps),
         }
     )
     summary = (
         f"Budget: {epochs:g} epochs of {size.words:,} words ({size.documents:,} documents) in {per_epoch} batches of "
-        f"{batcher.get('size')} documents: {steps} steps"
+        f"{batcher.get('size')} documents: {steps} steps, evaluated every {eval_frequency}"
     )
     return Budget(out, summary)
