@@ -32,7 +32,9 @@ recipe reads them sentence by sentence either way):
 
 A run is long (on 2 cores about 20 min per training); it goes seed by seed, every corpus once before any twice; the
 results file is rewritten after every training, so a stopped run keeps what it measured, and --resume skips the
-trainings whose results are already in the work folder.
+trainings whose results are already in the work folder. A run over several sessions: each session trains some pairs
+(a pair's two trainings in one session), and `--no-train` writes the results file from what the work folder holds,
+listing what is missing; each training records its machine and the commit it ran from (`code`).
 """
 
 import json
@@ -71,6 +73,17 @@ def machine() -> Dict:
         "bf16": sorted(flags & {"avx512_bf16", "amx_bf16"}),
         "platform": platform.machine(),
     }
+
+
+def code_version() -> str:
+    """The commit the trainings run from, "+changes" when the package, configs or scripts differ from it (a results
+    file gathered over sessions holds trainings of more than one commit)."""
+    git = ["git", "-C", str(ROOT)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    if head.returncode != 0:
+        return "unknown"
+    changed = subprocess.run([*git, "diff", "--quiet", "HEAD", "--", "tech_ner", "configs", "scripts"])
+    return head.stdout.strip() + ("+changes" if changed.returncode else "")
 
 
 def run(cmd: List[str], log: Path) -> float:
@@ -231,6 +244,9 @@ def main(
     config: Optional[Path] = typer.Option(None, help="Our config (default: project.yml's `config`)"),
     epochs: Optional[float] = typer.Option(None, help="Epochs for both recipes (default: the config's budget)"),
     resume: bool = typer.Option(False, help="Keep the trainings already in --work"),
+    train: bool = typer.Option(
+        True, help="--no-train: no training; the results file from the trainings in --work, those missing listed"
+    ),
     work: Path = typer.Option(Path("/tmp/train_vs_hf")),
     out: Path = typer.Option(Path("benchmarks/results/train_vs_hf.json")),
 ):
@@ -280,14 +296,17 @@ def main(
                 folder = work / name / f"seed{seed}"
                 done = folder / f"{recipe}.result.json"
                 setup = {"data": str(data), "epochs": n_epochs, "config": str(config)}
-                kept = json.loads(done.read_text(encoding="utf-8")) if resume and done.is_file() else {}
+                kept = json.loads(done.read_text(encoding="utf-8")) if (resume or not train) and done.is_file() else {}
                 if kept.get("setup") == setup:  # an earlier training of the same corpus, budget and config
                     row[recipe] = kept
+                elif not train:
+                    result["corpora"][name].setdefault("missing", []).append(f"seed {seed} {recipe}")
                 else:
                     folder.mkdir(parents=True, exist_ok=True)
                     row[recipe] = {
                         "setup": setup,
                         "machine": machine(),
+                        "code": code_version(),
                         **(
                             train_hf(data, n_epochs, seed, folder)
                             if recipe == "hf"
@@ -297,13 +316,18 @@ def main(
                     write_text_atomic(done, json.dumps(row[recipe], indent=2) + "\n")
                 result["corpora"][name]["verdict"] = summary(runs)
                 write_text_atomic(out, json.dumps(result, indent=2) + "\n")
+            if "ours" not in row or "hf" not in row:
+                continue
             typer.echo(
                 f"{name} seed {seed}: F1 ours {row['ours']['seqeval_default']['f']:.4f} "
                 f"({row['ours']['process_seconds']:.0f} s), HF {row['hf']['seqeval_default']['f']:.4f} "
                 f"({row['hf']['process_seconds']:.0f} s)"
             )
     for name, found in result["corpora"].items():
-        v = found["verdict"]
+        v = found.get("verdict")
+        if not v:
+            typer.echo(f"{name}: no seed trained by both recipes in {work}")
+            continue
         typer.echo(
             f"{name}: F1 ours {v['ours_f1']:.4f} vs HF {v['hf_f1']:.4f} ({v['f1_ours_minus_hf']:+.4f}; per seed "
             f"{v['f1_difference_per_seed_min_max'][0]:+.4f} to {v['f1_difference_per_seed_min_max'][1]:+.4f}), "

@@ -47,3 +47,32 @@ def test_train_vs_hf_leaves_out_a_pair_run_on_two_machines():
     assert verdict["pairs_machine_unknown"] == []
     assert verdict["wall_ours_over_hf"] == 0.9
     assert summary([_run(0, 90.0, 100.0, 0.80, 0.79)])["pairs_machine_unknown"] == [0]
+
+
+def test_train_vs_hf_no_train_writes_the_results_from_the_work_folder(tmp_path):
+    import json
+
+    import typer
+    from typer.testing import CliRunner
+
+    app = typer.Typer()
+    app.command()(_load("train_vs_hf").main)
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("train.spacy", "dev.spacy", "test.spacy"):
+        (data / name).write_bytes(b"")  # never read: nothing trains
+    setup = {"data": str(data.resolve()), "epochs": 2.0, "config": "configs/cpu_minilm.cfg"}
+    pair = _run(0, 90.0, 100.0, 0.80, 0.79)
+    for seed, recipes in ((0, ("hf", "ours")), (1, ("hf",))):  # seed 1: ours not trained yet
+        folder = tmp_path / "work" / "c" / f"seed{seed}"
+        folder.mkdir(parents=True)
+        for recipe in recipes:
+            (folder / f"{recipe}.result.json").write_text(json.dumps({"setup": setup, **pair[recipe]}))
+    out = tmp_path / "out.json"
+    args = ["--corpus", f"c={data}", "--seeds", "0,1", "--epochs", "2", "--config", "configs/cpu_minilm.cfg"]
+    result = CliRunner().invoke(app, [*args, "--no-train", "--work", str(tmp_path / "work"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    found = json.loads(out.read_text())["corpora"]["c"]
+    assert found["missing"] == ["seed 1 ours"]
+    assert found["verdict"]["seeds_done"] == [0]
+    assert found["verdict"]["wall_ours_over_hf"] == 0.9
