@@ -100,10 +100,10 @@ def corpus_epochs(config: Path, data: Path) -> float:
     """RETURNS (float): The epochs the config's `[budget]` gives this corpus's train split (0 when it has none)."""
     from spacy.util import load_config
 
-    from tech_ner.training.train import budget_epochs, corpus_size
+    from tech_ner.training.train import budget_epochs, count_corpus, training_examples
 
-    cfg = load_config(ROOT / config, interpolate=False)
-    return budget_epochs(cfg.get("budget") or {}, corpus_size(str(data / "train.spacy"), cfg["nlp"]["lang"]).words)
+    cfg = load_config(ROOT / config, overrides={"paths.train": str(data / "train.spacy")}, interpolate=True)
+    return budget_epochs(cfg.get("budget") or {}, count_corpus(training_examples(cfg)).words)
 
 
 def train_hf(data: Path, epochs: float, seed: int, work: Path) -> Dict:

@@ -66,19 +66,6 @@ def count_corpus(examples: Iterable[Any]) -> CorpusSize:
     return CorpusSize(documents, words)
 
 
-def corpus_size(train_path: str, lang: str = "en") -> CorpusSize:
-    """Count a training DocBin as spaCy's default reader gives it (every document, whole).
-
-    train_path (str): The training DocBin.
-    lang (str): The language of the blank pipeline that reads it.
-    RETURNS (CorpusSize): Its documents and words.
-    """
-    import spacy
-    from spacy.training.corpus import Corpus
-
-    return count_corpus(Corpus(train_path, max_length=0)(spacy.blank(lang)))
-
-
 def training_examples(cfg) -> Iterable[Any]:
     """The training corpus as spaCy's training loop reads it: through the config's own reader (`[training]
     train_corpus`, e.g. [corpora.train]), with its limit, max_length and augmenter.
