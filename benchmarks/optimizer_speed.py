@@ -1,6 +1,6 @@
 """One optimizer step over the embedded backbone's parameters: thinc's Adam.v1 against the default config's
-tech_ner.Adam.v1, which does the same arithmetic (tests/test_optimizers.py holds them equal) in torch's vectorised,
-multi-threaded operations and keeps the moving average (use_averages) in one pass.
+tech_ner.Adam.v1, which does the same arithmetic (tests/test_optimizers.py holds them equal) with torch's fused Adam
+and keeps the moving average (use_averages) in one pass.
 
 Each round times one step of every optimizer in turn, on the same gradients, over the 103 parameters of the MiniLM
 backbone (22.7M numbers, the shapes read from the embedded package); rounds after the first two (the moments being

@@ -25,11 +25,11 @@ from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 import numpy
 import torch
 from spacy.util import registry
-from thinc.api import Optimizer, PyTorchShim, xp2torch
-from thinc.backends import get_array_ops
+from thinc.api import NumpyOps, Optimizer, PyTorchShim, xp2torch
 from thinc.optimizers import ADAM_DEFAULTS
 from thinc.types import FloatsXd
 
+NUMPY_OPS = NumpyOps()
 LAYER = re.compile(r"(?:^|\.)layers?\.(\d+)\.")
 
 
@@ -64,19 +64,13 @@ class LayerDecayAdam(Optimizer):
 
     def __call__(self, key: Tuple, weights: FloatsXd, gradient: FloatsXd, *, lr_scale: float = 1.0):
         lr_scale *= self.layer_scale(key)
-        if len(gradient) < 1:
-            return weights, gradient
-        if not (_in_memory(weights) and _in_memory(gradient)) or self.use_radam or not (self.b1 > 0 and self.b2 > 0):
-            averages, self.averages = self.averages, None  # thinc's averaging takes three numpy passes: one below
-            try:
-                weights, gradient = super().__call__(key, weights, gradient, lr_scale=lr_scale)
-            finally:
-                self.averages = averages
-        else:
-            self._adam_in_torch(key, weights, gradient, lr_scale)
+        torch_can = _in_memory(weights) and _in_memory(gradient) and not self.use_radam and self.b1 > 0 and self.b2 > 0
+        if not torch_can or len(gradient) < 1:
+            return super().__call__(key, weights, gradient, lr_scale=lr_scale)
+        self._adam_in_torch(key, weights, gradient, lr_scale)
         if self.averages is not None:
             if key not in self.averages:
-                self.averages[key] = get_array_ops(weights).alloc(weights.shape, dtype="float32")
+                self.averages[key] = NUMPY_OPS.alloc(weights.shape, dtype="float32")
             update_average(self.averages[key], weights, self.nr_update[key])
         return weights, gradient
 
@@ -90,8 +84,8 @@ class LayerDecayAdam(Optimizer):
         t = self.nr_update[key]
         w, g = torch.from_numpy(weights).view(-1), torch.from_numpy(gradient).view(-1)
         if key not in self.mom1:
-            self.mom1[key] = get_array_ops(weights).alloc1f(weights.size)
-            self.mom2[key] = get_array_ops(weights).alloc1f(weights.size)
+            self.mom1[key] = NUMPY_OPS.alloc1f(weights.size)
+            self.mom2[key] = NUMPY_OPS.alloc1f(weights.size)
         m, v = torch.from_numpy(self.mom1[key]), torch.from_numpy(self.mom2[key])
         if self.L2 != 0 and not self.L2_is_weight_decay:
             g.add_(w, alpha=self.L2)
@@ -129,15 +123,11 @@ def _in_memory(array: FloatsXd) -> bool:
     return isinstance(array, numpy.ndarray) and array.dtype == numpy.float32 and array.flags.c_contiguous
 
 
-def update_average(average: FloatsXd, weights: FloatsXd, t: int, max_decay: float = 0.9999) -> None:
-    """thinc's `Ops.update_averages` (the moving average that `use_averages` keeps, after update `t`) in one pass
-    (torch's lerp, on the arrays' memory) where thinc's numpy takes three: 62 ms a step against 8 for the MiniLM
-    backbone's 22M parameters on 2 cores."""
+def update_average(average: Any, weights: Any, t: int, max_decay: float = 0.9999) -> None:
+    """thinc's `Ops.update_averages` (the moving average that `use_averages` keeps, after update `t`) in one pass, by
+    torch's lerp on the arrays' memory, where thinc's numpy takes three (benchmarks/optimizer_speed.py times both)."""
     decay = min((1.0 + t) / (10.0 + t), max_decay)
-    if isinstance(average, numpy.ndarray) and isinstance(weights, numpy.ndarray):
-        torch.from_numpy(average).lerp_(torch.from_numpy(weights), 1.0 - decay)
-    else:
-        average -= (1.0 - decay) * (average - weights)
+    torch.from_numpy(average).lerp_(torch.from_numpy(weights), 1.0 - decay)
 
 
 @registry.optimizers("tech_ner.Adam.v1")
