@@ -20,6 +20,7 @@ whose two trainings ran on different machines, as a resumed run can make, is lis
 corpora of issue #19, StackOverflow in documents of 10 sentences as the workflow's convert step makes them (HF's
 recipe reads them sentence by sentence either way):
 
+    pip install -e ".[bench]"                                            # accelerate, for HF's Trainer
     spacy project run convert                                            # corpus/spacy
     for s in train dev test; do
       python scripts/convert.py ../shared/data/stackoverflow_ner/$s.txt -o corpus/so_tech/$s.spacy -n 10 \
@@ -37,6 +38,7 @@ trainings whose results are already in the work folder. A run over several sessi
 listing what is missing; each training records its machine and the commit it ran from (`code`).
 """
 
+import importlib.util
 import json
 import math
 import os
@@ -274,6 +276,9 @@ def main(
         raise typer.BadParameter("--seeds: give at least one seed, like 0,1")
     if epochs is not None and not epochs > 0:
         raise typer.BadParameter(f"--epochs {epochs}: give a number above 0")
+    if train and importlib.util.find_spec("accelerate") is None:  # HF's Trainer needs it, and fails only once started
+        typer.echo('HF Trainer needs accelerate, not installed here: pip install -e ".[bench]"', err=True)
+        raise typer.Exit(1)
     epochs_of = {name: epochs if epochs is not None else corpus_epochs(config, data) for name, data in corpora.items()}
     for name, n_epochs in epochs_of.items():
         if not n_epochs > 0:
