@@ -9,11 +9,21 @@ Writes a JSON result: wall time of training, seqeval P/R/F1 on test (default and
         --test corpus/stackoverflow/test.spacy --epochs 2 --out benchmarks/results/hf_baseline.json
 """
 
+import importlib.util
 import json
 import time
 from pathlib import Path
+from typing import Optional
 
 import typer
+
+
+def missing_requirement() -> Optional[str]:
+    """RETURNS (str or None): What HF's Trainer lacks here, in one line: accelerate, which it asks for only once
+    started (train_vs_hf.py checks before its first training too)."""
+    if importlib.util.find_spec("accelerate") is None:
+        return 'HF Trainer needs accelerate, not installed here: pip install -e ".[bench]"'
+    return None
 
 
 def sentences(path):
@@ -37,6 +47,10 @@ def main(
     seed: int = typer.Option(0),
     out: Path = typer.Option(Path("benchmarks/results/hf_baseline.json")),
 ):
+    problem = missing_requirement()
+    if problem:
+        typer.echo(problem, err=True)
+        raise typer.Exit(1)
     import numpy as np
     import torch
     from seqeval.metrics import f1_score, precision_score, recall_score

@@ -38,7 +38,6 @@ trainings whose results are already in the work folder. A run over several sessi
 listing what is missing; each training records its machine and the commit it ran from (`code`).
 """
 
-import importlib.util
 import json
 import math
 import os
@@ -53,7 +52,9 @@ from typing import Dict, List, Optional
 import typer
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT)]  # this checkout's tech_ner, not an installed one
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]  # this checkout's tech_ner, not an installed one
+
+from hf_trainer_baseline import missing_requirement  # noqa: E402
 
 
 def machine() -> Dict:
@@ -276,8 +277,9 @@ def main(
         raise typer.BadParameter("--seeds: give at least one seed, like 0,1")
     if epochs is not None and not epochs > 0:
         raise typer.BadParameter(f"--epochs {epochs}: give a number above 0")
-    if train and importlib.util.find_spec("accelerate") is None:  # HF's Trainer needs it, and fails only once started
-        typer.echo('HF Trainer needs accelerate, not installed here: pip install -e ".[bench]"', err=True)
+    problem = missing_requirement() if train else None  # before a run of hours, not at its first HF training
+    if problem:
+        typer.echo(problem, err=True)
         raise typer.Exit(1)
     epochs_of = {name: epochs if epochs is not None else corpus_epochs(config, data) for name, data in corpora.items()}
     for name, n_epochs in epochs_of.items():
