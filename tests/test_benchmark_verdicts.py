@@ -76,3 +76,22 @@ def test_train_vs_hf_no_train_writes_the_results_from_the_work_folder(tmp_path):
     assert found["missing"] == ["seed 1 ours"]
     assert found["verdict"]["seeds_done"] == [0]
     assert found["verdict"]["wall_ours_over_hf"] == 0.9
+
+
+def test_recipe_dev_reads_dev_figures_only(tmp_path):
+    import json
+
+    summary = _load("recipe_dev").dev_summary
+    rows = [{"step": 0, "score": 0.03}, {"step": 100, "score": 0.71}, {"step": 200, "score": 0.69}]
+    (tmp_path / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    sweep = [
+        {"outside_bias": -0.25, "p": 0.70, "r": 0.74, "f": 0.7195},
+        {"outside_bias": 0.0, "p": 0.72, "r": 0.70, "f": 0.7099},
+    ]
+    report = {"chosen": sweep[0], "sweep": sweep}
+    (tmp_path / "calibration.json").write_text(json.dumps(report), encoding="utf-8")
+    got = summary(tmp_path)
+    assert (got["steps"], got["evaluations"], got["best_step"]) == (200, 3, 100)
+    assert (got["best_dev_f1"], got["last_dev_f1"]) == (0.71, 0.69)
+    assert got["model_best_dev"] == {"p": 0.72, "r": 0.70, "f": 0.7099}  # the sweep's bias 0, not the chosen one
+    assert got["calibrated_dev"] == {"outside_bias": -0.25, "p": 0.70, "r": 0.74, "f": 0.7195}
