@@ -19,7 +19,7 @@ import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Dict, List, Optional
 
 import typer
 
@@ -68,59 +68,19 @@ def dev_summary(work: Path) -> Dict:
     }
 
 
-def split_half(model: Path, dev: Path, rounds: int = 100, seed: int = 0) -> Dict:
-    """Calibration out of sample: over `rounds` random halvings of dev's documents, the bias with the best F1 on one
-    half (nearest 0 among equals, as `calibrate.choose`), its F1 on the other half minus bias 0's, both ways round.
-
-    RETURNS (Dict): The mean and standard deviation of that gain, the share of positive ones, the biases chosen.
-    """
-    import random
-    import statistics
-
+def split_half(model: Path, dev: Path) -> Dict:
+    """Calibration out of sample on dev (`tech_ner.evaluation.calibrate.out_of_sample`, as `tech-ner calibrate` runs
+    it): over 100 random halvings of dev's documents, the bias with the best F1 on one half, scored on the other half
+    against bias 0."""
     import spacy
     from spacy.tokens import DocBin
 
     import tech_ner  # noqa: F401 (the pipeline's factories)
-    from tech_ner.evaluation.calibrate import BIASES, COMPONENT, _logits
+    from tech_ner.evaluation.calibrate import out_of_sample, sweep
 
     nlp = spacy.load(model)
     gold = list(DocBin().from_disk(dev).get_docs(nlp.vocab))
-    docs, logits = _logits(nlp, gold, 64)
-    ner: Any = nlp.get_pipe(COMPONENT)
-    after = [nlp.get_pipe(name) for name in nlp.pipe_names[nlp.pipe_names.index(COMPONENT) + 1 :]]
-    truth = [{(e.label_, e.start_char, e.end_char) for e in doc.ents} for doc in gold]
-    found = {}
-    for bias in BIASES:
-        found[bias] = []
-        for doc, scores in zip(docs, logits):
-            copy = doc.copy()
-            ner.set_annotations([copy], [ner.decode(scores, outside_bias=bias)])
-            for component in after:
-                copy = component(copy)
-            found[bias].append({(e.label_, e.start_char, e.end_char) for e in copy.ents})
-
-    def f1(bias: float, docs_in: List[int]) -> float:
-        right = sum(len(found[bias][i] & truth[i]) for i in docs_in)
-        predicted, true = sum(len(found[bias][i]) for i in docs_in), sum(len(truth[i]) for i in docs_in)
-        return 2 * right / (predicted + true) if predicted + true else 0.0
-
-    rng, gains, chosen = random.Random(seed), [], []
-    for _ in range(rounds):
-        order = list(range(len(gold)))
-        rng.shuffle(order)
-        halves = order[: len(order) // 2], order[len(order) // 2 :]
-        for pick, score in (halves, halves[::-1]):
-            bias = max(BIASES, key=lambda b: (f1(b, pick), -abs(b)))
-            chosen.append(bias)
-            gains.append(f1(bias, score) - f1(0.0, score))
-    return {
-        "halvings": rounds,
-        "gain_mean": round(statistics.mean(gains), 4),
-        "gain_sd": round(statistics.stdev(gains), 4),
-        "gain_positive_share": round(sum(g > 0 for g in gains) / len(gains), 3),
-        "biases_chosen": sorted(set(chosen)),
-        "bias_median": statistics.median(chosen),
-    }
+    return out_of_sample(sweep(nlp, gold)[1])
 
 
 def main(

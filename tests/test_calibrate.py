@@ -8,7 +8,7 @@ import spacy
 from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
-from tech_ner.evaluation.calibrate import choose, f_beta, precision_lower_bound, sweep
+from tech_ner.evaluation.calibrate import choose, f_beta, out_of_sample, precision_lower_bound, sweep
 from tech_ner.commands.cli import app
 from tech_ner.corpus.docbin import INFO_FILE
 
@@ -43,12 +43,12 @@ def test_outside_bias_is_checked():
 
 
 def test_sweep_scores_each_bias_and_choose_prefers_the_smallest_change(nlp, gold):
-    rows = sweep(nlp, gold, biases=(0.0, 100.0))
+    rows, _ = sweep(nlp, gold, biases=(0.0, 100.0))
     assert [r["outside_bias"] for r in rows] == [0.0, 100.0]
     assert rows[1]["r"] == 0.0 and rows[1]["f"] == 0.0  # nothing is tagged against such a bias
     assert rows[1]["predicted"] == 0 and rows[1]["p_low"] == 0.0
     assert rows[0]["predicted"] > 0 and rows[0]["p_low"] <= rows[0]["p"]
-    at_half = sweep(nlp, gold, biases=(0.0,), confidence=0.5)[0]  # the bound at 0.5 is the scorer's precision
+    at_half = sweep(nlp, gold, biases=(0.0,), confidence=0.5)[0][0]  # the bound at 0.5 is the scorer's precision
     assert at_half["p_low"] == at_half["p"] and at_half["predicted"] == rows[0]["predicted"]
     tie = [
         {"outside_bias": 1.0, "f_beta": 0.5, "p": 0.62, "p_low": 0.6},
@@ -158,7 +158,71 @@ def test_the_sweep_scores_what_the_whole_pipeline_predicts(nlp, gold):
         copies = [Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in gold]
         whole = Scorer.score_spans([Example(p, g) for p, g in zip(nlp.pipe(copies), gold)], "ents")
         nlp.get_pipe("ner").cfg["outside_bias"] = 0.0
-        (row,) = sweep(nlp, gold, biases=(bias,))
+        (row,), _ = sweep(nlp, gold, biases=(bias,))
         assert (row["p"], row["r"], row["f"]) == tuple(
             round(whole[k] or 0.0, 4) for k in ("ents_p", "ents_r", "ents_f")
         )
+
+
+def _docs(rows):
+    return numpy.array(rows, dtype=float)
+
+
+def test_out_of_sample_keeps_a_bias_that_wins_everywhere_and_not_one_document_s_luck():
+    steady = {0.0: _docs([[7, 10, 10]] * 20), -1.0: _docs([[8, 10, 10]] * 20)}
+    check = out_of_sample(steady)
+    assert check["gain_mean"] > 0 and check["gain_positive_share"] == 1.0 and check["bias_median"] == -1.0
+    # bias 1 is the best on the whole set (+3 entities on one document, -1 on another) but only by that one document
+    lucky = {0.0: _docs([[7, 10, 10]] * 20), 1.0: _docs([[10, 10, 10], [6, 10, 10]] + [[7, 10, 10]] * 18)}
+    assert max(lucky, key=lambda b: lucky[b][:, 0].sum()) == 1.0
+    check = out_of_sample(lucky)
+    assert check["gain_mean"] < 0 and check["gain_positive_share"] == 0.0
+    with pytest.raises(ValueError, match="bias 0"):
+        out_of_sample({1.0: steady[-1.0]})
+    with pytest.raises(ValueError, match="two documents"):
+        out_of_sample({0.0: _docs([[1, 1, 1]])})
+
+
+def test_sweep_counts_add_up_to_its_rows(nlp, gold):
+    rows, counts = sweep(nlp, gold, biases=(-1.0, 0.0, 2.0))
+    for row in rows:
+        right, predicted, true = counts[row["outside_bias"]].sum(axis=0)
+        assert predicted == row["predicted"] and true == sum(len(doc.ents) for doc in gold)
+        assert round(right / max(predicted, 1), 4) == row["p"] and round(right / true, 4) == row["r"]
+
+
+@pytest.mark.parametrize("mode", ["--out-of-sample", "--in-sample"])
+def test_calibrate_keeps_a_bias_only_where_it_pays_out_of_sample(mode, tiny_pipeline, tiny_corpus, tmp_path):
+    report = tmp_path / "sweep.json"
+    args = ["calibrate", str(tiny_pipeline), str(tiny_corpus / "dev.spacy"), "-o", str(tmp_path / "m")]
+    res = runner.invoke(app, args + ["--report", str(report), mode])
+    assert res.exit_code == 0, res.output
+    got = json.loads(report.read_text())
+    best_whole_set = max(got["sweep"], key=lambda row: (row["f_beta"], -abs(row["outside_bias"])))
+    assert got["in_sample_choice"] == best_whole_set
+    check = got["out_of_sample"]
+    if mode == "--in-sample" or best_whole_set["outside_bias"] == 0.0:
+        assert check is None and got["chosen"] == best_whole_set
+    else:
+        assert check["halvings"] == 100 and "Out of sample" in res.output
+        assert got["chosen"]["outside_bias"] == (best_whole_set["outside_bias"] if check["gain_mean"] > 0 else 0.0)
+
+
+def test_calibrate_falls_back_to_bias_0_when_the_choice_loses_out_of_sample(
+    monkeypatch, tiny_pipeline, tiny_corpus, tmp_path
+):
+    import tech_ner.evaluation.calibrate as calibrate
+
+    losing = {"halvings": 100, "gain_mean": -0.01, "gain_sd": 0.02, "gain_positive_share": 0.2, "bias_median": -0.25}
+    monkeypatch.setattr(calibrate, "out_of_sample", lambda counts, beta: losing)
+    out, report = tmp_path / "m", tmp_path / "sweep.json"
+    res = runner.invoke(
+        app,
+        ["calibrate", str(tiny_pipeline), str(tiny_corpus / "dev.spacy"), "-o", str(out)] + ["--report", str(report)],
+    )
+    assert res.exit_code == 0, res.output
+    got = json.loads(report.read_text())
+    assert got["in_sample_choice"]["outside_bias"] != 0.0  # the tiny model's best bias on its dev set is not 0
+    assert got["chosen"]["outside_bias"] == 0.0 and got["out_of_sample"] == losing
+    assert "did not pay out of sample" in res.output and "(--in-sample keeps it)" in res.output
+    assert spacy.load(out).get_pipe("ner").cfg["outside_bias"] == 0.0

@@ -53,6 +53,13 @@ def calibrate_command(
         help="--min-precision is checked against the precision's lower confidence bound at this level (0.5: the "
         "precision itself)",
     ),
+    check_out_of_sample: bool = typer.Option(
+        True,
+        "--out-of-sample/--in-sample",
+        help="Without a precision floor, keep a bias other than 0 only if it gains F-beta out of sample (chosen on "
+        "half of the documents, scored on the other half, over 100 random halvings); --in-sample: the best on the "
+        "whole set",
+    ),
     report: Optional[Path] = typer.Option(None, "--report", help="JSON file for the table of biases and scores"),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, or -1 for CPU"),
     batch_size: int = typer.Option(64, "--batch-size", help="Documents per batch"),
@@ -63,7 +70,7 @@ def calibrate_command(
     from spacy.tokens import DocBin
 
     from .. import pipeline  # noqa: F401  (the runtime's registrations)
-    from ..evaluation.calibrate import COMPONENT, choose, save_with_bias, sweep
+    from ..evaluation.calibrate import COMPONENT, choose, out_of_sample, save_with_bias, sweep
     from ..files.atomic import atomic_path, check_replaceable, write_text_atomic
     from ..files.problems import check_output, same_file
 
@@ -101,8 +108,13 @@ def calibrate_command(
     if unknown or not gold_labels:
         why = f"labels {', '.join(unknown)} are not the model's" if unknown else "has no entities"
         raise InputError(data, None, f"{why}: calibrate on held-out data with the model's labels")
-    rows = sweep(nlp, gold, beta=beta, confidence=confidence, batch_size=batch_size)
+    rows, counts = sweep(nlp, gold, beta=beta, confidence=confidence, batch_size=batch_size)
     chosen, reached = choose(rows, floor)
+    in_sample, check = chosen, None
+    if check_out_of_sample and not floor and chosen["outside_bias"] != 0.0 and len(gold) >= 2:
+        check = out_of_sample(counts, beta)
+        if check["gain_mean"] <= 0:
+            chosen = next(row for row in rows if row["outside_bias"] == 0.0)
     for row in rows:
         mark = "  <- chosen" if row is chosen else ""
         typer.echo(
@@ -122,6 +134,8 @@ def calibrate_command(
                     "confidence": confidence,
                     "min_precision_reached": reached,
                     "chosen": chosen,
+                    "in_sample_choice": in_sample,
+                    "out_of_sample": check,
                     "sweep": rows,
                 },
                 indent=1,
@@ -132,4 +146,16 @@ def calibrate_command(
     rule = f"best F{beta:g}" + (f" with {bound}" if floor and reached else "")
     if floor and not reached:
         rule += f"; no bias has {bound}, so the best overall"
+    if chosen is not in_sample:
+        rule = f"{rule} was {in_sample['outside_bias']:+.2f}, which did not pay out of sample"
+    if check is not None:
+        typer.echo(
+            f"Out of sample (100 random halvings of the documents) the best bias gains {check['gain_mean']:+.4f} "
+            f"F{beta:g} over bias 0: "
+            + (
+                "kept"
+                if chosen is in_sample
+                else f"{in_sample['outside_bias']:+.2f} is noise here, so bias 0 (--in-sample keeps it)"
+            )
+        )
     typer.echo(f"Wrote {output} with outside_bias {chosen['outside_bias']:+.2f} ({rule} on {data})")
