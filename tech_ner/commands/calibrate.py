@@ -150,7 +150,7 @@ def calibrate_command(
         rule = f"{rule} was {in_sample['outside_bias']:+.2f}, which did not pay out of sample"
     if check is not None:
         typer.echo(
-            f"Out of sample (100 random halvings of the documents) the best bias gains {check['gain_mean']:+.4f} "
+            f"Out of sample ({check['halvings']} random halvings of the documents) the best bias gains {check['gain_mean']:+.4f} "
             f"F{beta:g} over bias 0: "
             + (
                 "kept"

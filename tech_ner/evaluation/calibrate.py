@@ -107,7 +107,7 @@ def sweep(
             predicted.append(copy)
         s = Scorer.score_spans([Example(p, g) for p, g in zip(predicted, gold_docs)], "ents")
         p, r, f = (s["ents_p"] or 0.0), (s["ents_r"] or 0.0), (s["ents_f"] or 0.0)
-        counts[bias] = numpy.array([_counts([d], [g]) + (len(g.ents),) for d, g in zip(predicted, gold_docs)])
+        counts[bias] = numpy.array([_counts(d, g) for d, g in zip(predicted, gold_docs)])
         correct, predicted_ents = (int(n) for n in counts[bias][:, :2].sum(axis=0))
         rows.append(
             {
@@ -165,15 +165,12 @@ def out_of_sample(
     }
 
 
-def _counts(predicted: Sequence[Doc], gold_docs: Sequence[Doc]) -> Tuple[int, int]:
-    """(right, all) predicted entities, as spaCy's scorer matches them on the same tokens: label and character
-    offsets."""
-    right = total = 0
-    for doc, gold in zip(predicted, gold_docs):
-        spans = {(e.label_, e.start_char, e.end_char) for e in doc.ents}
-        right += len(spans & {(e.label_, e.start_char, e.end_char) for e in gold.ents})
-        total += len(spans)
-    return right, total
+def _counts(predicted: Doc, gold: Doc) -> Tuple[int, int, int]:
+    """(right, predicted, gold) entities of one document, as spaCy's scorer matches them on the same tokens: label
+    and character offsets."""
+    spans = {(e.label_, e.start_char, e.end_char) for e in predicted.ents}
+    right = len(spans & {(e.label_, e.start_char, e.end_char) for e in gold.ents})
+    return right, len(spans), len(gold.ents)
 
 
 def choose(rows: Sequence[Dict], min_precision: float = 0.0) -> Tuple[Dict, bool]:
