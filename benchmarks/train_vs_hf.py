@@ -58,7 +58,9 @@ from hf_trainer_baseline import missing_requirement  # noqa: E402
 
 
 def machine() -> Dict:
-    """The CPU this process runs on: a pair's wall ratio holds for one machine (machines differ between sessions)."""
+    """The CPU this process runs on: a pair's wall ratio holds for one machine (machines differ between sessions).
+    `boot` tells two hosts with the same CPU name apart (an AMD EPYC of one session ran our training in 1.5x the
+    time of another's), so a pair resumed from another session counts as on two machines."""
     model, flags = platform.processor(), set()
     try:
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
@@ -70,11 +72,16 @@ def machine() -> Dict:
                 break
     except OSError:
         pass
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="utf-8").strip()
+    except OSError:
+        boot = ""
     return {
         "cpu": model,
         "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "bf16": sorted(flags & {"avx512_bf16", "amx_bf16"}),
         "platform": platform.machine(),
+        **({"boot": boot} if boot else {}),
     }
 
 

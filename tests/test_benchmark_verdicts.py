@@ -49,6 +49,18 @@ def test_train_vs_hf_leaves_out_a_pair_run_on_two_machines():
     assert summary([_run(0, 90.0, 100.0, 0.80, 0.79)])["pairs_machine_unknown"] == [0]
 
 
+def test_train_vs_hf_tells_two_hosts_with_one_cpu_name_apart():
+    module = _load("train_vs_hf")
+    here = module.machine()
+    if not Path("/proc/sys/kernel/random/boot_id").is_file():
+        assert "boot" not in here
+        return
+    assert len(here["boot"]) >= 32
+    pair = _run(0, 150.0, 100.0, 0.80, 0.79)  # HF resumed from a session on another host of the same CPU name
+    pair["ours"]["machine"], pair["hf"]["machine"] = here, {**here, "boot": "another-session"}
+    assert module.summary([pair])["pairs_on_two_machines"] == [0]
+
+
 def test_train_vs_hf_no_train_writes_the_results_from_the_work_folder(tmp_path):
     import json
 
