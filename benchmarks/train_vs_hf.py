@@ -241,8 +241,8 @@ def summary(runs: List[Dict]) -> Dict:
         "wall_ours_over_hf_per_seed": [round(x, 3) for x in ratios],
         "pairs_on_two_machines": [done[i]["seed"] for i in two],  # left out of the wall verdict
         "pairs_machine_unknown": [r["seed"] for r, (a, b) in zip(done, machines) if not (a and b)],
-        "wall_ours_over_hf": round(wall, 3),
-        "target_met": ours_f >= hf_f and wall <= 1.0,
+        "wall_ours_over_hf": round(wall, 3) if paired else None,  # None: no pair timed on one machine
+        "target_met": ours_f >= hf_f and wall <= 1.0,  # never met without a wall verdict (nan <= 1.0 is False)
     }
 
 
@@ -342,10 +342,12 @@ def main(
         if not v:
             typer.echo(f"{name}: no seed trained by both recipes in {work}")
             continue
+        ratio = v["wall_ours_over_hf"]
+        wall = f"{ratio:.2f}x" if ratio is not None else "unknown (no pair timed on one machine)"
         typer.echo(
             f"{name}: F1 ours {v['ours_f1']:.4f} vs HF {v['hf_f1']:.4f} ({v['f1_ours_minus_hf']:+.4f}; per seed "
             f"{v['f1_difference_per_seed_min_max'][0]:+.4f} to {v['f1_difference_per_seed_min_max'][1]:+.4f}), "
-            f"wall {v['wall_ours_over_hf']:.2f}x, target {'met' if v['target_met'] else 'NOT met'}"
+            f"wall {wall}, target {'met' if v['target_met'] else 'NOT met'}"
         )
     typer.echo(f"wrote {out}")
 

@@ -58,7 +58,11 @@ def test_train_vs_hf_tells_two_hosts_with_one_cpu_name_apart():
     assert len(here["boot"]) >= 32
     pair = _run(0, 150.0, 100.0, 0.80, 0.79)  # HF resumed from a session on another host of the same CPU name
     pair["ours"]["machine"], pair["hf"]["machine"] = here, {**here, "boot": "another-session"}
-    assert module.summary([pair])["pairs_on_two_machines"] == [0]
+    verdict = module.summary([pair])
+    assert verdict["pairs_on_two_machines"] == [0]
+    assert (
+        verdict["wall_ours_over_hf"] is None and verdict["target_met"] is False
+    )  # no wall verdict: JSON null, not NaN
 
 
 def test_train_vs_hf_no_train_writes_the_results_from_the_work_folder(tmp_path):
