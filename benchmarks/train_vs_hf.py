@@ -229,7 +229,7 @@ def summary(runs: List[Dict]) -> Dict:
     two = [i for i, (a, b) in enumerate(machines) if a and b and a != b]
     ratios = [r["ours"]["process_seconds"] / r["hf"]["process_seconds"] for r in done]
     paired = [x for i, x in enumerate(ratios) if i not in two]
-    wall = math.exp(sum(math.log(x) for x in paired) / len(paired)) if paired else math.nan
+    wall = math.exp(sum(math.log(x) for x in paired) / len(paired)) if paired else None
     return {
         "seeds_done": [r["seed"] for r in done],
         "f1_difference_per_seed_min_max": [round(min(diffs), 4), round(max(diffs), 4)],
@@ -241,8 +241,8 @@ def summary(runs: List[Dict]) -> Dict:
         "wall_ours_over_hf_per_seed": [round(x, 3) for x in ratios],
         "pairs_on_two_machines": [done[i]["seed"] for i in two],  # left out of the wall verdict
         "pairs_machine_unknown": [r["seed"] for r, (a, b) in zip(done, machines) if not (a and b)],
-        "wall_ours_over_hf": round(wall, 3) if paired else None,  # None: no pair timed on one machine
-        "target_met": ours_f >= hf_f and wall <= 1.0,  # never met without a wall verdict (nan <= 1.0 is False)
+        "wall_ours_over_hf": round(wall, 3) if wall is not None else None,  # None: no pair timed on one machine
+        "target_met": ours_f >= hf_f and wall is not None and wall <= 1.0,
     }
 
 
